@@ -1,0 +1,79 @@
+//! `findings.csv`: one row per host and check, for auditors.
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+
+use super::{commit, create_partial, HostReport, ReportWriter, RunInfo, Summary};
+
+/// The columns, in order. Stable: new columns are only ever appended.
+pub const CSV_COLUMNS: [&str; 12] = [
+    "run_id",
+    "host",
+    "address",
+    "role",
+    "check_id",
+    "title",
+    "severity",
+    "status",
+    "expected",
+    "observed",
+    "evidence",
+    "collected_at",
+];
+
+pub struct CsvReport {
+    path: PathBuf,
+    partial: PathBuf,
+    writer: csv::Writer<BufWriter<File>>,
+}
+
+impl CsvReport {
+    pub fn create(path: &Path) -> std::io::Result<Self> {
+        let (file, partial) = create_partial(path)?;
+        Ok(CsvReport {
+            path: path.to_owned(),
+            partial,
+            writer: csv::Writer::from_writer(BufWriter::new(file)),
+        })
+    }
+}
+
+fn io(e: csv::Error) -> std::io::Error {
+    std::io::Error::other(e)
+}
+
+impl ReportWriter for CsvReport {
+    fn begin(&mut self, _run: &RunInfo) -> std::io::Result<()> {
+        self.writer.write_record(CSV_COLUMNS).map_err(io)?;
+        self.writer.flush()
+    }
+
+    fn host(&mut self, run: &RunInfo, host: &HostReport<'_>) -> std::io::Result<()> {
+        let collected_at = host.started_at.to_string();
+        for f in host.findings {
+            self.writer
+                .write_record([
+                    run.run_id.as_str(),
+                    host.host.name.as_str(),
+                    host.host.address.as_str(),
+                    f.role.as_str(),
+                    f.check_id.as_str(),
+                    f.title.as_str(),
+                    f.severity.as_str(),
+                    f.status.as_str(),
+                    f.expected.as_str(),
+                    f.observed.as_str(),
+                    f.evidence.as_str(),
+                    collected_at.as_str(),
+                ])
+                .map_err(io)?;
+        }
+        self.writer.flush()
+    }
+
+    fn finish(&mut self, _run: &RunInfo, _summary: &Summary) -> std::io::Result<PathBuf> {
+        self.writer.flush()?;
+        commit(&self.partial, &self.path)
+    }
+}

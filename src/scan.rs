@@ -1,0 +1,223 @@
+//! A sweep: every host of the inventory scanned concurrently (bounded), each within its own
+//! deadline, each result evaluated and handed to the report writers as soon as it is ready.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, Semaphore};
+use tracing::{info, info_span, warn, Instrument};
+
+use crate::collect::{collect_smb, Plan};
+use crate::credentials::{Credentials, DEFAULT_ENTRY};
+use crate::facts::{Fact, Failure, FailureKind, HostFacts, Source, Transport, Value};
+use crate::inventory::Host;
+use crate::lockout::{Admission, LockoutBreaker};
+use crate::rules::{evaluate_host, Catalog, Finding};
+use crate::timefmt::Timestamp;
+use crate::transport::smb::{SmbRegistry, SmbTarget};
+
+/// How a sweep runs.
+#[derive(Debug, Clone)]
+pub struct ScanConfig {
+    /// Hosts scanned at once.
+    pub concurrency: usize,
+    /// Deadline for one host, from logon to the last read.
+    pub host_timeout: Duration,
+    /// Logon failures with one credential before it is no longer tried.
+    pub lockout_threshold: u32,
+}
+
+/// One host's outcome.
+#[derive(Debug)]
+pub struct HostResult {
+    /// Index into the inventory.
+    pub index: usize,
+    pub account: Option<String>,
+    pub facts: HostFacts,
+    pub findings: Vec<Finding>,
+    pub started_at: Timestamp,
+    pub elapsed: Duration,
+    pub rpc_calls: u32,
+}
+
+/// Scans `hosts`, calling `on_result` for each host in completion order. Never fails as a
+/// whole: a host that cannot be scanned yields a result that says why.
+pub async fn scan_hosts(
+    hosts: Arc<Vec<Host>>,
+    credentials: Arc<Credentials>,
+    catalog: Arc<Catalog>,
+    config: &ScanConfig,
+    mut on_result: impl FnMut(HostResult),
+) {
+    let breaker = LockoutBreaker::new(config.lockout_threshold);
+    let permits = Arc::new(Semaphore::new(config.concurrency.max(1)));
+    let (tx, mut rx) = mpsc::channel::<HostResult>(config.concurrency.max(1) * 2);
+
+    let feeder = {
+        let hosts = Arc::clone(&hosts);
+        let host_timeout = config.host_timeout;
+        tokio::spawn(async move {
+            for index in 0..hosts.len() {
+                // Bounded: a task is spawned only when a slot is free.
+                let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
+                    break;
+                };
+                let (hosts, credentials, catalog, breaker, tx) = (
+                    Arc::clone(&hosts),
+                    Arc::clone(&credentials),
+                    Arc::clone(&catalog),
+                    Arc::clone(&breaker),
+                    tx.clone(),
+                );
+                let h = &hosts[index];
+                let span = info_span!("host", host = %h.name, addr = %h.address);
+                tokio::spawn(
+                    async move {
+                        let result =
+                            scan_one(index, &hosts[index], &credentials, &catalog, &breaker, host_timeout)
+                                .await;
+                        drop(permit);
+                        let _ = tx.send(result).await;
+                    }
+                    .instrument(span),
+                );
+            }
+        })
+    };
+    while let Some(result) = rx.recv().await {
+        on_result(result);
+        if rx.is_closed() {
+            break;
+        }
+    }
+    let _ = feeder.await;
+}
+
+async fn scan_one(
+    index: usize,
+    host: &Host,
+    credentials: &Credentials,
+    catalog: &Catalog,
+    breaker: &Arc<LockoutBreaker>,
+    host_timeout: Duration,
+) -> HostResult {
+    let started_at = Timestamp::now();
+    let t0 = Instant::now();
+    let plan = Plan::for_roles(&host.roles, catalog);
+    let mut facts = HostFacts::default();
+    let mut rpc_calls = 0;
+    let credential_name = host.credential.as_deref().unwrap_or(DEFAULT_ENTRY);
+    let credential = credentials.get(credential_name);
+    let account = credential.map(|c| c.account());
+
+    let session = match credential {
+        None => Err(Failure {
+            kind: FailureKind::Skipped,
+            reason: format!("no credential named {credential_name:?}"),
+        }),
+        Some(credential) => logon(host, credential_name, credential, breaker, host_timeout).await,
+    };
+
+    match session {
+        Err(failure) => {
+            warn!(kind = failure.kind.as_str(), reason = %failure.reason, "host not scanned");
+            facts.host_failure = Some(failure);
+        }
+        Ok((mut session, deadline)) => {
+            let collected =
+                tokio::time::timeout_at(deadline.into(), collect_smb(&mut session, &plan, &mut facts)).await;
+            rpc_calls = session.stats.rpc_calls;
+            match collected {
+                Ok(()) => {
+                    // Closing is courtesy to the host; it must not hold up the sweep.
+                    let _ = tokio::time::timeout(Duration::from_secs(2), session.close()).await;
+                }
+                Err(_) => mark_cut_off(&mut facts, &plan, host_timeout),
+            }
+            info!(facts = facts.len(), rpc_calls, "host collected");
+        }
+    }
+    let findings = evaluate_host(&host.roles, &facts, catalog);
+    HostResult {
+        index,
+        account,
+        facts,
+        findings,
+        started_at,
+        elapsed: t0.elapsed(),
+        rpc_calls,
+    }
+}
+
+/// Logs on, through the lockout breaker, within the host's deadline. Returns the session and
+/// the deadline the rest of the host's work must keep.
+async fn logon(
+    host: &Host,
+    credential_name: &str,
+    credential: &crate::credentials::Credential,
+    breaker: &Arc<LockoutBreaker>,
+    host_timeout: Duration,
+) -> Result<(SmbRegistry, Instant), Failure> {
+    let ticket = match breaker.admit(credential_name).await {
+        Admission::Go(t) => t,
+        Admission::Tripped { failures } => {
+            return Err(Failure {
+                kind: FailureKind::Skipped,
+                reason: format!(
+                    "credential {credential_name:?} not tried: {failures} logon failures earlier in this run (lockout breaker)"
+                ),
+            })
+        }
+    };
+    let deadline = Instant::now() + host_timeout;
+    let target = SmbTarget {
+        host: &host.address,
+        port: host.smb_port,
+        credential,
+        timeout: host_timeout,
+    };
+    match tokio::time::timeout_at(deadline.into(), SmbRegistry::connect(target)).await {
+        Err(_) => Err(Failure {
+            kind: FailureKind::Timeout,
+            reason: format!("no session within {}s", host_timeout.as_secs_f64()),
+        }),
+        Ok(Err(e)) => {
+            let kind = e.kind();
+            if kind == FailureKind::AuthFailed {
+                ticket.logon_refused();
+            }
+            Err(Failure {
+                kind,
+                reason: e.to_string(),
+            })
+        }
+        Ok(Ok(session)) => {
+            ticket.logon_succeeded();
+            Ok((session, deadline))
+        }
+    }
+}
+
+/// After a deadline: every planned fact not yet read is recorded as cut off, so checks on
+/// them say `unknown` with the reason while facts already read still count.
+fn mark_cut_off(facts: &mut HostFacts, plan: &Plan, host_timeout: Duration) {
+    let failure = Failure {
+        kind: FailureKind::Timeout,
+        reason: format!("host deadline of {}s reached before this was read", host_timeout.as_secs_f64()),
+    };
+    for (name, (path, value)) in plan.fact_names().into_iter().zip(&plan.registry_values) {
+        if facts.get(&name).is_none() {
+            facts.insert(Fact {
+                name,
+                value: Value::Unavailable(failure.clone()),
+                reg: None,
+                source: Source {
+                    transport: Transport::Smb,
+                    path: path.clone(),
+                    value: Some(value.clone()),
+                    read_at: Timestamp::now(),
+                },
+            });
+        }
+    }
+}

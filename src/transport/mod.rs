@@ -1,0 +1,80 @@
+//! Sessions to one host. Each transport owns its protocol session and answers typed reads;
+//! it never decides what to read.
+
+pub mod smb;
+
+use std::time::Duration;
+
+use crate::facts::FailureKind;
+
+/// Why a transport could not connect or answer.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("cannot connect to {addr}: {source}")]
+    Connect { addr: String, source: smb2::Error },
+    #[error("logon as {account} refused: {detail}")]
+    Logon { account: String, detail: String },
+    #[error("access denied: {what}")]
+    AccessDenied { what: String },
+    #[error("{op} failed: {source}")]
+    Smb {
+        op: &'static str,
+        source: smb2::Error,
+    },
+    #[error("malformed {what} from the server: {source}")]
+    Decode {
+        what: &'static str,
+        source: exsweep_wire::DecodeError,
+    },
+    #[error("{interface} bind rejected: {detail}")]
+    Bind {
+        interface: &'static str,
+        detail: String,
+    },
+    #[error("rpc fault 0x{status:08x} on opnum {opnum}")]
+    Fault { opnum: u16, status: u32 },
+    #[error("{call} returned {status}")]
+    Win32 {
+        call: &'static str,
+        status: exsweep_wire::winreg::Win32Status,
+    },
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    #[error("unsupported registry path {0:?}: only HKLM is read")]
+    UnsupportedHive(String),
+}
+
+impl TransportError {
+    /// The coarse cause, for reports and for the lockout breaker.
+    pub fn kind(&self) -> FailureKind {
+        use smb2::ErrorKind as K;
+        match self {
+            TransportError::Connect { source, .. } | TransportError::Smb { source, .. } => {
+                match source.kind() {
+                    K::TimedOut => FailureKind::Timeout,
+                    K::AccessDenied => FailureKind::AccessDenied,
+                    K::AuthRequired => FailureKind::AuthFailed,
+                    K::ConnectionLost => FailureKind::Unreachable,
+                    _ if matches!(self, TransportError::Connect { .. }) => {
+                        FailureKind::Unreachable
+                    }
+                    _ => FailureKind::Protocol,
+                }
+            }
+            TransportError::Logon { .. } => FailureKind::AuthFailed,
+            TransportError::AccessDenied { .. } => FailureKind::AccessDenied,
+            TransportError::Fault { status: 5, .. } => FailureKind::AccessDenied,
+            TransportError::Win32 { status, .. }
+                if *status == exsweep_wire::winreg::Win32Status::ACCESS_DENIED =>
+            {
+                FailureKind::AccessDenied
+            }
+            TransportError::Timeout(_) => FailureKind::Timeout,
+            TransportError::Decode { .. }
+            | TransportError::Bind { .. }
+            | TransportError::Fault { .. }
+            | TransportError::Win32 { .. }
+            | TransportError::UnsupportedHive(_) => FailureKind::Protocol,
+        }
+    }
+}
