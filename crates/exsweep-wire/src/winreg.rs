@@ -274,6 +274,22 @@ fn read_value_out(r: &mut Reader<'_>) -> Result<ValueOut, DecodeError> {
     Ok((value_type, data, data_size, data_len))
 }
 
+/// Skips the class string BaseRegEnumKey echoes back. Samba echoes the caller's class buffer
+/// at the end of an enumeration with `Length` > `MaximumLength` and actual count > maximum
+/// count (seen in a capture against Samba 4.17), so only the bounds that keep the read inside
+/// the stub are enforced here; the class is never used.
+fn skip_class_string(r: &mut Reader<'_>) -> Result<(), DecodeError> {
+    r.u16("class length")?;
+    r.u16("class maximum length")?;
+    if r.pointer("class buffer")?.is_some() {
+        r.u32("class max count")?;
+        r.u32("class offset")?;
+        let actual = r.u32("class actual count")? as usize;
+        r.take(actual.saturating_mul(2), "class buffer")?;
+    }
+    Ok(())
+}
+
 /// The answer to BaseRegEnumKey.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnumKeyResponse {
@@ -285,7 +301,7 @@ pub fn decode_enum_key_response(stub: &[u8]) -> Result<EnumKeyResponse, DecodeEr
     let mut r = Reader::new(stub);
     let name = read_unicode_string(&mut r, "lpNameOut")?;
     if r.pointer("lplpClassOut")?.is_some() {
-        read_unicode_string(&mut r, "class name")?;
+        skip_class_string(&mut r)?;
     }
     if r.pointer("lpftLastWriteTime")?.is_some() {
         r.u32("lpftLastWriteTime")?;
