@@ -84,11 +84,10 @@ pub async fn scan_hosts(
             }
         })
     };
+    // Ends when the feeder and every host task have dropped their senders and the buffer
+    // is drained.
     while let Some(result) = rx.recv().await {
         on_result(result);
-        if rx.is_closed() {
-            break;
-        }
     }
     let _ = feeder.await;
 }
