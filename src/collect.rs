@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use exsweep_wire::regvalue::RegData;
 
 use crate::facts::{
-    registry_fact_name, Failure, FailureKind, Fact, HostFacts, RegistryValue, Source, Transport,
+    registry_fact_name, registry_key_fact_name, Failure, FailureKind, Fact, HostFacts, RegistryValue, Source, Transport,
     Value,
 };
 use crate::rules::{Catalog, Probe};
@@ -38,6 +38,8 @@ const IDENTITY_VALUES: [(&str, &str); 7] = [
 pub struct Plan {
     /// `(key path, value name)`, sorted by key so that each key is opened once.
     pub registry_values: Vec<(String, String)>,
+    /// Keys whose existence a check asks about.
+    pub registry_keys: Vec<String>,
     pub update_indicators: bool,
 }
 
@@ -48,22 +50,36 @@ impl Plan {
             .iter()
             .map(|(p, v)| (p.to_string(), v.to_string()))
             .collect();
+        let mut keys = BTreeSet::new();
         for (check, _) in catalog.checks_for(roles) {
-            let Probe::Registry { path, value } = &check.probe;
-            values.insert((path.clone(), value.clone()));
+            match &check.probe {
+                Probe::Registry { path, value } => {
+                    values.insert((path.clone(), value.clone()));
+                }
+                Probe::RegistryKey { path } => {
+                    keys.insert(path.clone());
+                }
+            }
         }
         Plan {
             registry_values: values.into_iter().collect(),
+            registry_keys: keys.into_iter().collect(),
             update_indicators: true,
         }
     }
 
-    /// The fact names this plan produces (for marking what a deadline cut off).
-    pub fn fact_names(&self) -> Vec<String> {
-        self.registry_values
+    /// The registry facts this plan produces, with the key and value each reads (for marking
+    /// what a deadline cut off).
+    pub fn registry_facts(&self) -> Vec<(String, &str, Option<&str>)> {
+        let values = self
+            .registry_values
             .iter()
-            .map(|(p, v)| registry_fact_name(p, v))
-            .collect()
+            .map(|(p, v)| (registry_fact_name(p, v), p.as_str(), Some(v.as_str())));
+        let keys = self
+            .registry_keys
+            .iter()
+            .map(|p| (registry_key_fact_name(p), p.as_str(), None));
+        values.chain(keys).collect()
     }
 }
 
@@ -123,6 +139,35 @@ pub async fn collect_smb(session: &mut SmbRegistry, plan: &Plan, facts: &mut Hos
             value: fact_value,
             reg,
             source,
+        });
+    }
+
+    for path in &plan.registry_keys {
+        let read_at = Timestamp::now();
+        let value = match &lost {
+            Some(f) => Value::Unavailable(f.clone()),
+            None => match session.key_exists(path).await {
+                Ok(true) => Value::Bool(true),
+                Ok(false) => Value::Absent,
+                Err(e) => {
+                    let f = failure(&e);
+                    if session_lost(&e) {
+                        lost = Some(f.clone());
+                    }
+                    Value::Unavailable(f)
+                }
+            },
+        };
+        facts.insert(Fact {
+            name: registry_key_fact_name(path),
+            value,
+            reg: None,
+            source: Source {
+                transport: Transport::Smb,
+                path: path.clone(),
+                value: None,
+                read_at,
+            },
         });
     }
 

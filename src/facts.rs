@@ -134,6 +134,11 @@ pub fn registry_fact_name(path: &str, value: &str) -> String {
     format!("registry:{}:{}", normalize_key_path(path), value)
 }
 
+/// The name under which a key's existence is kept: `registry-key:<KEY PATH>`.
+pub fn registry_key_fact_name(path: &str) -> String {
+    format!("registry-key:{}", normalize_key_path(path))
+}
+
 /// Canonical key path: `HKEY_LOCAL_MACHINE` spelled `HKLM`, single backslashes, no trailing
 /// backslash. Case is kept as written (registry names compare case-insensitively).
 pub fn normalize_key_path(path: &str) -> String {

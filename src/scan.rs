@@ -204,7 +204,7 @@ fn mark_cut_off(facts: &mut HostFacts, plan: &Plan, host_timeout: Duration) {
         kind: FailureKind::Timeout,
         reason: format!("host deadline of {}s reached before this was read", host_timeout.as_secs_f64()),
     };
-    for (name, (path, value)) in plan.fact_names().into_iter().zip(&plan.registry_values) {
+    for (name, path, value) in plan.registry_facts() {
         if facts.get(&name).is_none() {
             facts.insert(Fact {
                 name,
@@ -212,8 +212,8 @@ fn mark_cut_off(facts: &mut HostFacts, plan: &Plan, host_timeout: Duration) {
                 reg: None,
                 source: Source {
                     transport: Transport::Smb,
-                    path: path.clone(),
-                    value: Some(value.clone()),
+                    path: path.to_owned(),
+                    value: value.map(str::to_owned),
                     read_at: Timestamp::now(),
                 },
             });

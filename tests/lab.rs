@@ -121,9 +121,17 @@ fn lab_scan_reads_what_impacket_reads() {
     for (host, result) in hosts.iter().zip(&results) {
         assert!(result.facts.host_failure.is_none(), "{}: {:?}", host.name, result.facts.host_failure);
         let ours = registry_facts(&result.facts);
+        let keys: Vec<(String, bool)> = result
+            .facts
+            .iter()
+            .filter(|f| f.name.starts_with("registry-key:"))
+            .map(|f| (f.source.path.clone(), f.value == Value::Bool(true)))
+            .collect();
         let request = json!({
             "values": ours.iter().map(|(p, v, _)| json!({"path": p, "value": v})).collect::<Vec<_>>(),
-            "subkeys": ["HKLM\\SOFTWARE\\Microsoft\\Updates"],
+            "subkeys": std::iter::once("HKLM\\SOFTWARE\\Microsoft\\Updates".to_string())
+                .chain(keys.iter().map(|(p, _)| p.clone()))
+                .collect::<Vec<_>>(),
         });
         let theirs = oracle(&host.address, &request);
         let theirs_values = theirs["values"].as_array().unwrap();
@@ -132,6 +140,12 @@ fn lab_scan_reads_what_impacket_reads() {
             assert_eq!(item["path"], json!(path));
             assert_eq!(item["value"], json!(value));
             assert_eq!(mine, &oracle_terms(item), "{}: {path}\\{value}", host.name);
+            compared += 1;
+        }
+        // Key checks: a key exists for us exactly when impacket can open it.
+        for ((path, exists), item) in keys.iter().zip(&theirs["subkeys"].as_array().unwrap()[1..]) {
+            assert_eq!(item["path"], json!(path));
+            assert_eq!(*exists, item.get("error").is_none(), "{}: key {path}: {item}", host.name);
             compared += 1;
         }
         // The update indicators: the products impacket lists are the ones we enumerated.

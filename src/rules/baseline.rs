@@ -109,6 +109,8 @@ impl std::fmt::Display for Expect {
 pub enum Probe {
     /// A registry value: `path` is `HKLM\...` (normalized), `value` the value's name.
     Registry { path: String, value: String },
+    /// Whether a registry key exists (e.g. Windows 2000's `Lsa\NoLMHash`, a key with no value).
+    RegistryKey { path: String },
 }
 
 /// One check, ready to evaluate.
@@ -228,7 +230,8 @@ struct CheckDef {
 #[serde(deny_unknown_fields)]
 struct RegistryDef {
     path: String,
-    value: String,
+    /// Omitted: the check is about the key itself (`exists` / `absent`).
+    value: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -344,6 +347,21 @@ impl Catalog {
                 )));
             }
             let expect = build_expect(c.expect).map_err(at)?;
+            let key_path = normalize_key_path(&c.registry.path);
+            let probe = match c.registry.value {
+                Some(value) => Probe::Registry {
+                    path: key_path,
+                    value,
+                },
+                None if matches!(expect, Expect::Exists | Expect::Absent) => {
+                    Probe::RegistryKey { path: key_path }
+                }
+                None => {
+                    return Err(at(
+                        "a check on a key (no `value`) takes `exists` or `absent`".into(),
+                    ))
+                }
+            };
             self.checks.push(Check {
                 id: c.id,
                 title: c.title,
@@ -352,10 +370,7 @@ impl Catalog {
                 rationale: c.rationale,
                 source: c.source,
                 remediation: c.remediation,
-                probe: Probe::Registry {
-                    path: normalize_key_path(&c.registry.path),
-                    value: c.registry.value,
-                },
+                probe,
                 expect,
                 baseline: header.id.clone(),
                 file: path.to_owned(),
@@ -456,6 +471,16 @@ expect = { op = "in", value = [4, 3] }
         let roles = vec!["exchange2000-backend".to_string()];
         let ids: Vec<&str> = cat.checks_for(&roles).map(|(c, _)| c.id.as_str()).collect();
         assert_eq!(ids, ["W2K-IMAP"]);
+    }
+
+    #[test]
+    fn a_check_without_a_value_is_about_the_key() {
+        let text = "[[check]]\nid='K'\ntitle='k'\nseverity='low'\nroles=['r']\nregistry={path='HKLM\\A\\NoLMHash'}\nexpect={op='exists'}\n";
+        let cat = load(&[("k.toml", text)]).unwrap();
+        assert_eq!(cat.checks[0].probe, Probe::RegistryKey { path: "HKLM\\A\\NoLMHash".into() });
+        let bad = text.replace("op='exists'", "op='eq', value=1");
+        let err = load(&[("k.toml", &bad)]).unwrap_err();
+        assert!(err.to_string().contains("takes `exists` or `absent`"), "{err}");
     }
 
     #[test]

@@ -88,7 +88,10 @@ fn evaluate_check(check: &Check, role: &str, facts: &HostFacts) -> Finding {
         finding.evidence = f.to_string();
         return finding;
     }
-    let Probe::Registry { path, value } = &check.probe;
+    let (path, value) = match &check.probe {
+        Probe::Registry { path, value } => (path, value),
+        Probe::RegistryKey { path } => return judge_key(finding, path, facts, &check.expect),
+    };
     let Some(fact) = facts.registry(path, value) else {
         finding.evidence = format!("{path}\\{value} was not collected");
         return finding;
@@ -125,6 +128,36 @@ fn evaluate_check(check: &Check, role: &str, facts: &HostFacts) -> Finding {
             finding.evidence = format!("{place}: unexpected fact {other:?}");
         }
     }
+    finding
+}
+
+/// A check on a key's existence.
+fn judge_key(mut finding: Finding, path: &str, facts: &HostFacts, expect: &Expect) -> Finding {
+    let Some(fact) = facts.get(&crate::facts::registry_key_fact_name(path)) else {
+        finding.evidence = format!("{path} was not collected");
+        return finding;
+    };
+    let place = format!(
+        "{}: key {} read at {}",
+        transport_name(fact.source.transport),
+        path,
+        fact.source.read_at
+    );
+    let exists = match &fact.value {
+        Value::Bool(true) => true,
+        Value::Absent => false,
+        Value::Unavailable(f) => {
+            finding.evidence = format!("{place}: {f}");
+            return finding;
+        }
+        other => {
+            finding.evidence = format!("{place}: unexpected fact {other:?}");
+            return finding;
+        }
+    };
+    finding.observed = if exists { "key exists" } else { "(absent)" }.into();
+    finding.status = pass_if(exists == matches!(expect, Expect::Exists));
+    finding.evidence = place;
     finding
 }
 

@@ -440,6 +440,11 @@ impl SmbRegistry {
         Ok(handle)
     }
 
+    /// Whether `HKLM\...` exists (and may be opened for reading).
+    pub async fn key_exists(&mut self, path: &str) -> Result<bool, TransportError> {
+        Ok(self.open(path).await?.is_some())
+    }
+
     /// Reads one value. `Ok(None)` when the key or the value does not exist.
     pub async fn query_value(&mut self, path: &str, name: &str) -> Result<Option<RegData>, TransportError> {
         let Some(key) = self.open(path).await? else {
