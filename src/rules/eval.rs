@@ -96,13 +96,7 @@ fn evaluate_check(check: &Check, role: &str, facts: &HostFacts) -> Finding {
         finding.evidence = format!("{path}\\{value} was not collected");
         return finding;
     };
-    let place = format!(
-        "{}: {}\\{} read at {}",
-        transport_name(fact.source.transport),
-        path,
-        value,
-        fact.source.read_at
-    );
+    let place = provenance(fact, &format!("{path}\\{value}"));
     match (&fact.value, &fact.reg) {
         (Value::Unavailable(f), _) => {
             finding.evidence = format!("{place}: {f}");
@@ -137,12 +131,7 @@ fn judge_key(mut finding: Finding, path: &str, facts: &HostFacts, expect: &Expec
         finding.evidence = format!("{path} was not collected");
         return finding;
     };
-    let place = format!(
-        "{}: key {} read at {}",
-        transport_name(fact.source.transport),
-        path,
-        fact.source.read_at
-    );
+    let place = provenance(fact, &format!("key {path}"));
     let exists = match &fact.value {
         Value::Bool(true) => true,
         Value::Absent => false,
@@ -159,6 +148,11 @@ fn judge_key(mut finding: Finding, path: &str, facts: &HostFacts, expect: &Expec
     finding.status = pass_if(exists == matches!(expect, Expect::Exists));
     finding.evidence = place;
     finding
+}
+
+/// `smb: <what> read at <time>`, the start of every piece of evidence.
+fn provenance(fact: &crate::facts::Fact, what: &str) -> String {
+    format!("{}: {what} read at {}", transport_name(fact.source.transport), fact.source.read_at)
 }
 
 fn transport_name(t: crate::facts::Transport) -> &'static str {
