@@ -50,7 +50,7 @@ pub enum CredentialsError {
         line: usize,
         message: String,
     },
-    #[error("EXSWEEP_PASSWORD is set but EXSWEEP_USER is not")]
+    #[error("set both EXSWEEP_USER and EXSWEEP_PASSWORD, or neither")]
     IncompleteEnvironment,
 }
 
@@ -92,9 +92,7 @@ impl Credentials {
             toml::from_str(text).map_err(|e| CredentialsError::Syntax {
                 path: path.to_owned(),
                 line: e.span().map_or(1, |s| line_of(text, s.start)),
-                // toml's message quotes the offending line, which may hold the password:
-                // keep only its first line.
-                message: e.message().lines().next().unwrap_or("invalid TOML").to_owned(),
+                message: safe_message(e.message()),
             })?;
         Ok(Credentials { entries })
     }
@@ -106,13 +104,13 @@ impl Credentials {
         let user = get("EXSWEEP_USER").filter(|u| !u.is_empty());
         let password = get("EXSWEEP_PASSWORD");
         match (user, password) {
-            (Some(user), password) => Ok(Some(Credential {
+            (Some(user), Some(password)) => Ok(Some(Credential {
                 domain: get("EXSWEEP_DOMAIN").unwrap_or_default(),
                 user,
-                password: Secret::new(password.unwrap_or_default()),
+                password: Secret::new(password),
             })),
-            (None, Some(_)) => Err(CredentialsError::IncompleteEnvironment),
             (None, None) => Ok(None),
+            _ => Err(CredentialsError::IncompleteEnvironment),
         }
     }
 
@@ -145,6 +143,17 @@ fn check_private(path: &Path, meta: &std::fs::Metadata) -> Result<(), Credential
 #[cfg(not(unix))]
 fn check_private(_: &Path, _: &std::fs::Metadata) -> Result<(), CredentialsError> {
     Ok(())
+}
+
+/// A TOML error message that cannot carry a password: messages about field names are kept,
+/// anything that may quote a value ("invalid type: integer `123456`") is replaced.
+fn safe_message(message: &str) -> String {
+    let first = message.lines().next().unwrap_or("");
+    if ["unknown field", "missing field", "duplicate key"].iter().any(|p| first.starts_with(p)) {
+        first.to_owned()
+    } else {
+        "invalid entry (expected [name] tables of domain, user and password strings)".to_owned()
+    }
 }
 
 /// 1-based line number of byte offset `at` in `text`.
@@ -190,6 +199,10 @@ mod tests {
         assert!(text.contains("creds.toml:9:"), "{text}");
         assert!(!text.contains("topsecret"), "{text}");
 
+        let p = write(dir.path(), "[default]\nuser='scan'\npassword=123456\n", 0o600);
+        let text = Credentials::from_file(&p).unwrap_err().to_string();
+        assert!(text.contains("creds.toml:3:") && !text.contains("123456"), "{text}");
+
         let p = write(dir.path(), "[default]\ndomain='LAB'\nuser='scan'\npassword='pw1'\n", 0o600);
         let creds = Credentials::from_file(&p).unwrap();
         let c = creds.get("default").unwrap();
@@ -214,5 +227,7 @@ mod tests {
             Err(CredentialsError::IncompleteEnvironment)
         ));
         assert!(Credentials::from_env(|_| None).unwrap().is_none());
+        let only_user = |k: &str| (k == "EXSWEEP_USER").then(|| "svc".to_string());
+        assert!(Credentials::from_env(only_user).is_err(), "an empty password would only burn lockout attempts");
     }
 }

@@ -159,8 +159,8 @@ fn run_scan(args: ScanArgs) -> Result<ExitCode> {
         }
     }
     let catalog = load_catalog(args.baselines.as_deref())?;
-    if args.concurrency == 0 || args.timeout == 0 {
-        bail!("--concurrency and --timeout must be at least 1");
+    if !(1..=4096).contains(&args.concurrency) || !(1..=86_400).contains(&args.timeout) {
+        bail!("--concurrency must be 1..=4096 and --timeout 1..=86400 seconds");
     }
 
     let started_at = Timestamp::now();
@@ -190,6 +190,7 @@ fn run_scan(args: ScanArgs) -> Result<ExitCode> {
     };
     let mut writers: Vec<Box<dyn ReportWriter>> = Vec::new();
     let mut formats = args.format.clone();
+    formats.sort_by_key(|f| *f as u8);
     formats.dedup();
     for f in formats {
         writers.push(match f {
@@ -251,6 +252,13 @@ fn run_scan(args: ScanArgs) -> Result<ExitCode> {
     }
     if let Some(e) = write_error {
         return Err(e).context("writing reports (partial files kept)");
+    }
+    if summary.hosts != hosts.len() {
+        bail!(
+            "only {} of {} hosts reported back (partial files kept)",
+            summary.hosts,
+            hosts.len()
+        );
     }
     let mut written = Vec::new();
     for w in &mut writers {

@@ -71,16 +71,26 @@ pub async fn scan_hosts(
                 );
                 let h = &hosts[index];
                 let span = info_span!("host", host = %h.name, addr = %h.address);
-                tokio::spawn(
-                    async move {
-                        let result =
-                            scan_one(index, &hosts[index], &credentials, &catalog, &breaker, host_timeout)
-                                .await;
-                        drop(permit);
-                        let _ = tx.send(result).await;
-                    }
-                    .instrument(span),
-                );
+                tokio::spawn(async move {
+                    // The host's work runs in a task of its own so that a panic in it becomes a
+                    // result that says so, instead of a host missing from the reports.
+                    let work = {
+                        let hosts = Arc::clone(&hosts);
+                        tokio::spawn(
+                            async move {
+                                scan_one(index, &hosts[index], &credentials, &catalog, &breaker, host_timeout)
+                                    .await
+                            }
+                            .instrument(span),
+                        )
+                    };
+                    let result = match work.await {
+                        Ok(result) => result,
+                        Err(e) => crashed(index, &hosts[index], e),
+                    };
+                    drop(permit);
+                    let _ = tx.send(result).await;
+                });
             }
         })
     };
@@ -90,6 +100,24 @@ pub async fn scan_hosts(
         on_result(result);
     }
     let _ = feeder.await;
+}
+
+/// The result for a host whose scan task failed.
+fn crashed(index: usize, host: &Host, e: tokio::task::JoinError) -> HostResult {
+    let mut facts = HostFacts::default();
+    facts.host_failure = Some(Failure {
+        kind: FailureKind::Protocol,
+        reason: format!("internal error while scanning: {e}"),
+    });
+    HostResult {
+        index,
+        account: None,
+        findings: evaluate_host(&host.roles, &facts, &Catalog::default()),
+        facts,
+        started_at: Timestamp::now(),
+        elapsed: Duration::ZERO,
+        rpc_calls: 0,
+    }
 }
 
 async fn scan_one(
@@ -157,7 +185,8 @@ async fn logon(
     breaker: &Arc<LockoutBreaker>,
     host_timeout: Duration,
 ) -> Result<(SmbRegistry, Instant), Failure> {
-    let ticket = match breaker.admit(credential_name).await {
+    // Keyed on the account, not the entry name: two entries for one account share its budget.
+    let ticket = match breaker.admit(&credential.account().to_lowercase()).await {
         Admission::Go(t) => t,
         Admission::Tripped { failures } => {
             return Err(Failure {
@@ -204,7 +233,11 @@ fn mark_cut_off(facts: &mut HostFacts, plan: &Plan, host_timeout: Duration) {
         kind: FailureKind::Timeout,
         reason: format!("host deadline of {}s reached before this was read", host_timeout.as_secs_f64()),
     };
-    for (name, path, value) in plan.registry_facts() {
+    let planned = plan
+        .registry_facts()
+        .into_iter()
+        .chain(plan.update_indicators.then(|| ("updates.indicators".to_owned(), crate::collect::UPDATES, None)));
+    for (name, path, value) in planned {
         if facts.get(&name).is_none() {
             facts.insert(Fact {
                 name,
@@ -219,4 +252,5 @@ fn mark_cut_off(facts: &mut HostFacts, plan: &Plan, host_timeout: Duration) {
             });
         }
     }
+    crate::collect::derive_exchange(facts);
 }

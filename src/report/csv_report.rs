@@ -39,6 +39,16 @@ impl CsvReport {
     }
 }
 
+/// Registry data is written by whoever controls the host: a cell starting with `=`, `+`, `-`,
+/// `@`, tab or CR would be a formula in a spreadsheet, so it gets a leading `'` (OWASP's
+/// advice for CSV injection).
+fn defuse(cell: &str) -> std::borrow::Cow<'_, str> {
+    match cell.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{cell}").into(),
+        _ => cell.into(),
+    }
+}
+
 fn io(e: csv::Error) -> std::io::Error {
     std::io::Error::other(e)
 }
@@ -63,8 +73,8 @@ impl ReportWriter for CsvReport {
                     f.severity.as_str(),
                     f.status.as_str(),
                     f.expected.as_str(),
-                    f.observed.as_str(),
-                    f.evidence.as_str(),
+                    &defuse(&f.observed),
+                    &defuse(&f.evidence),
                     collected_at.as_str(),
                 ])
                 .map_err(io)?;
@@ -74,6 +84,17 @@ impl ReportWriter for CsvReport {
 
     fn finish(&mut self, _run: &RunInfo, _summary: &Summary) -> std::io::Result<PathBuf> {
         self.writer.flush()?;
+        self.writer.get_ref().get_ref().sync_all()?;
         commit(&self.partial, &self.path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cells_that_a_spreadsheet_would_run_are_defused() {
+        assert_eq!(super::defuse("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
+        assert_eq!(super::defuse("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(super::defuse("4"), "4");
     }
 }

@@ -162,6 +162,7 @@ impl ReportWriter for JsonlReport {
             },
         })?;
         self.out.flush()?;
+        self.out.get_ref().sync_all()?;
         commit(&self.partial, &self.path)
     }
 }

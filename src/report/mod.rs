@@ -123,6 +123,12 @@ pub(crate) fn create_partial(path: &std::path::Path) -> std::io::Result<(std::fs
     let mut partial = path.as_os_str().to_owned();
     partial.push(".partial");
     let partial = std::path::PathBuf::from(partial);
+    // A complete report left in a reused folder by an earlier run must not sit beside this
+    // run's partial one looking current.
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
     Ok((std::fs::File::create(&partial)?, partial))
 }
 

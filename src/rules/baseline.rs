@@ -347,6 +347,10 @@ impl Catalog {
                 )));
             }
             let expect = build_expect(c.expect).map_err(at)?;
+            let too_long = |s: &str| s.encode_utf16().count() >= exsweep_wire::winreg::MAX_NAME_UNITS;
+            if too_long(&c.registry.path) || c.registry.value.as_deref().is_some_and(too_long) {
+                return Err(at("registry names are at most 16383 characters".into()));
+            }
             let key_path = normalize_key_path(&c.registry.path);
             let probe = match c.registry.value {
                 Some(value) => Probe::Registry {

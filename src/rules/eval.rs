@@ -163,8 +163,20 @@ fn transport_name(t: crate::facts::Transport) -> &'static str {
     }
 }
 
-/// How an observed value is shown in reports.
+/// Longest observed value shown in a report cell; the rest is summarized.
+const MAX_OBSERVED_CHARS: usize = 512;
+
+/// How an observed value is shown in reports (cut at [`MAX_OBSERVED_CHARS`]).
 pub fn display(data: &RegData) -> String {
+    let full = display_full(data);
+    if full.chars().count() <= MAX_OBSERVED_CHARS {
+        return full;
+    }
+    let head: String = full.chars().take(MAX_OBSERVED_CHARS).collect();
+    format!("{head}… ({} chars in all)", full.chars().count())
+}
+
+fn display_full(data: &RegData) -> String {
     match data {
         RegData::Sz(s) | RegData::ExpandSz(s) => s.clone(),
         RegData::MultiSz(v) => v.join("; "),
@@ -191,14 +203,16 @@ fn observed_scalar(data: &RegData) -> Option<Scalar> {
     }
 }
 
-/// Compares two scalars: numbers numerically, dotted versions field by field, other text
-/// case-insensitively (registry data such as paths and names is case-insensitive on Windows).
+/// Compares two scalars: numbers numerically, dotted versions field by field. Other text is
+/// only equal or not (case-insensitively, as Windows compares paths and names): it has no
+/// order a baseline could mean, so `ge`/`le` on it cannot be judged.
 fn compare(observed: &Scalar, expected: &Scalar) -> Option<std::cmp::Ordering> {
     match (observed, expected) {
         (Scalar::Int(a), Scalar::Int(b)) => Some(a.cmp(b)),
         (Scalar::Text(a), Scalar::Text(b)) => match (parse_version(a), parse_version(b)) {
             (Some(va), Some(vb)) => Some(va.cmp(&vb)),
-            _ => Some(a.to_lowercase().cmp(&b.to_lowercase())),
+            _ if a.to_lowercase() == b.to_lowercase() => Some(std::cmp::Ordering::Equal),
+            _ => None,
         },
         (Scalar::Int(a), Scalar::Text(b)) => b.trim().parse::<i64>().ok().map(|b| a.cmp(&b)),
         (Scalar::Text(_), Scalar::Int(_)) => None,
@@ -215,7 +229,8 @@ fn judge(expect: &Expect, data: &RegData) -> (Status, Option<String>) {
     use std::cmp::Ordering::*;
     if let RegData::MultiSz(items) = data {
         // A list value: `eq`/`in` ask whether the list holds the value, `ne` whether it lacks it.
-        let holds = |want: &Scalar| items.iter().any(|i| compare(&Scalar::Text(i.clone()), want) == Some(Equal));
+        let item = |i: &String| i.trim().parse::<i64>().map_or_else(|_| Scalar::Text(i.clone()), Scalar::Int);
+        let holds = |want: &Scalar| items.iter().any(|i| compare(&item(i), want) == Some(Equal));
         return match expect {
             Expect::Exists => (Status::Pass, None),
             Expect::Absent => (Status::Fail, None),
@@ -248,8 +263,9 @@ fn judge(expect: &Expect, data: &RegData) -> (Status, Option<String>) {
     match expect {
         Expect::Exists => (Status::Pass, None),
         Expect::Absent => (Status::Fail, None),
-        Expect::Eq(v) => cmp(v).map_or_else(mismatch, |o| (pass_if(o == Equal), None)),
-        Expect::Ne(v) => cmp(v).map_or_else(mismatch, |o| (pass_if(o != Equal), None)),
+        // Text that is neither equal nor orderable is simply not equal.
+        Expect::Eq(v) => (pass_if(cmp(v) == Some(Equal)), None),
+        Expect::Ne(v) => (pass_if(cmp(v) != Some(Equal)), None),
         Expect::Ge(v) => cmp(v).map_or_else(mismatch, |o| (pass_if(o != Less), None)),
         Expect::Le(v) => cmp(v).map_or_else(mismatch, |o| (pass_if(o != Greater), None)),
         Expect::In(vs) => (pass_if(vs.iter().any(|v| cmp(v) == Some(Equal))), None),
@@ -399,5 +415,23 @@ expect = { op = "exists" }
         assert_eq!(judge(&Expect::Eq(Scalar::Text("pop3svc".into())), &list).0, Status::Pass);
         assert_eq!(judge(&Expect::Ne(Scalar::Text("POP3Svc".into())), &list).0, Status::Fail);
         assert_eq!(judge(&Expect::Ge(Scalar::Int(1)), &list).0, Status::Unknown);
+        let numbers = RegData::MultiSz(vec!["4".into()]);
+        assert_eq!(judge(&Expect::In(vec![Scalar::Int(3), Scalar::Int(4)]), &numbers).0, Status::Pass);
+    }
+
+    #[test]
+    fn text_that_is_not_a_version_has_no_order() {
+        let text = RegData::Sz("6.0.6249 SP3".into());
+        let (status, note) = judge(&Expect::Ge(Scalar::Text("6.0.6249".into())), &text);
+        assert_eq!(status, Status::Fail);
+        assert!(note.unwrap().contains("not comparable"));
+        assert_eq!(judge(&Expect::Ne(Scalar::Text("x".into())), &text).0, Status::Pass);
+        assert_eq!(judge(&Expect::Eq(Scalar::Text("6.0.6249 sp3".into())), &text).0, Status::Pass);
+    }
+
+    #[test]
+    fn huge_values_are_cut_in_reports() {
+        let shown = display(&RegData::Binary(vec![0xab; 10_000]));
+        assert!(shown.starts_with("abab") && shown.ends_with("(20000 chars in all)"), "{}", &shown[shown.len() - 30..]);
     }
 }

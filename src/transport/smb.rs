@@ -35,7 +35,8 @@ const MAX_PIPE_MESSAGE: usize = 64 * 1024;
 const INITIAL_VALUE_BUFFER: u32 = 1024;
 /// Largest value data we ask for, matching the wire crate's stub bound.
 const MAX_VALUE_BUFFER: u32 = 8 * 1024 * 1024;
-/// Key and value names are at most 16383 characters; enumerations offer 512 first.
+/// Key and value names are at most 16383 characters; enumerations offer 512 first and retry
+/// once with room for the longest name on ERROR_MORE_DATA.
 const NAME_CAPACITY: usize = 512;
 /// No key a scanner reads has more entries; stops a hostile server from enumerating forever.
 const MAX_ENUM_ENTRIES: u32 = 100_000;
@@ -109,7 +110,10 @@ const LOGON_STATUSES: [u32; 8] = [
 /// Tells a refused logon from other connect failures: the lockout breaker counts only these.
 fn classify_connect_error(addr: &str, account: &str, e: smb2::Error) -> TransportError {
     let logon_status = e.status().is_some_and(|s| LOGON_STATUSES.contains(&s.0));
-    if logon_status || matches!(e, smb2::Error::Auth { .. }) {
+    // A server that maps a bad password to guest answers with a guest session, which smb2
+    // refuses: for the lockout breaker that is a refused logon too.
+    let guest = e.kind() == smb2::ErrorKind::GuestSessionRefused;
+    if logon_status || guest || matches!(e, smb2::Error::Auth { .. }) {
         TransportError::Logon {
             account: account.to_owned(),
             detail: e.to_string(),
@@ -254,10 +258,17 @@ impl SmbRegistry {
         Ok(message)
     }
 
-    /// Reads one whole pipe message.
+    /// Reads one whole pipe message; an empty one is an error (a pipe that answers nothing
+    /// would otherwise be read until the deadline).
     async fn read_message(&mut self) -> Result<Vec<u8>, TransportError> {
         let mut message = Vec::new();
         self.read_rest_of_message(&mut message).await?;
+        if message.is_empty() {
+            return Err(TransportError::Smb {
+                op: "pipe read",
+                source: smb2::Error::invalid_data("empty pipe message while a response was due"),
+            });
+        }
         Ok(message)
     }
 
@@ -465,6 +476,17 @@ impl SmbRegistry {
                 Win32Status::SUCCESS => {
                     let value_type = resp.value_type.unwrap_or(0);
                     let data = resp.data.unwrap_or_default();
+                    // More than the buffer we offered is a broken or hostile server.
+                    if data.len() > buffer as usize {
+                        return Err(TransportError::Decode {
+                            what: "BaseRegQueryValue response",
+                            source: exsweep_wire::DecodeError::TooLong {
+                                what: "lpData",
+                                len: data.len(),
+                                limit: buffer as usize,
+                            },
+                        });
+                    }
                     return Ok(Some(RegData::decode(value_type, &data)));
                 }
                 Win32Status::FILE_NOT_FOUND => return Ok(None),
@@ -498,9 +520,11 @@ impl SmbRegistry {
             return Ok(None);
         };
         let mut names = Vec::new();
-        for index in 0..MAX_ENUM_ENTRIES {
+        let mut capacity = NAME_CAPACITY;
+        let mut index = 0;
+        while index < MAX_ENUM_ENTRIES {
             let answer = self
-                .call(winreg::OPNUM_ENUM_KEY, &winreg::encode_enum_key(&key, index, NAME_CAPACITY))
+                .call(winreg::OPNUM_ENUM_KEY, &winreg::encode_enum_key(&key, index, capacity))
                 .await?;
             let resp = winreg::decode_enum_key_response(&answer).map_err(|source| TransportError::Decode {
                 what: "BaseRegEnumKey response",
@@ -509,6 +533,11 @@ impl SmbRegistry {
             match resp.status {
                 Win32Status::SUCCESS => names.push(resp.name.unwrap_or_default()),
                 Win32Status::NO_MORE_ITEMS => return Ok(Some(names)),
+                // A name longer than offered: once more with room for the longest name.
+                Win32Status::MORE_DATA if capacity < winreg::MAX_NAME_UNITS => {
+                    capacity = winreg::MAX_NAME_UNITS;
+                    continue;
+                }
                 status => {
                     return Err(TransportError::Win32 {
                         call: "BaseRegEnumKey",
@@ -516,8 +545,9 @@ impl SmbRegistry {
                     })
                 }
             }
+            index += 1;
         }
-        Ok(Some(names))
+        Err(too_many_entries(path))
     }
 
     /// Names of the values of `path`, in the server's order. `Ok(None)` when it does not exist.
@@ -526,8 +556,10 @@ impl SmbRegistry {
             return Ok(None);
         };
         let mut names = Vec::new();
-        for index in 0..MAX_ENUM_ENTRIES {
-            let stub = winreg::encode_enum_value(&key, index, NAME_CAPACITY, None);
+        let mut capacity = NAME_CAPACITY;
+        let mut index = 0;
+        while index < MAX_ENUM_ENTRIES {
+            let stub = winreg::encode_enum_value(&key, index, capacity, None);
             let answer = self.call(winreg::OPNUM_ENUM_VALUE, &stub).await?;
             let resp = winreg::decode_enum_value_response(&answer).map_err(|source| TransportError::Decode {
                 what: "BaseRegEnumValue response",
@@ -536,6 +568,10 @@ impl SmbRegistry {
             match resp.status {
                 Win32Status::SUCCESS => names.push(resp.name.unwrap_or_default()),
                 Win32Status::NO_MORE_ITEMS => return Ok(Some(names)),
+                Win32Status::MORE_DATA if capacity < winreg::MAX_NAME_UNITS => {
+                    capacity = winreg::MAX_NAME_UNITS;
+                    continue;
+                }
                 status => {
                     return Err(TransportError::Win32 {
                         call: "BaseRegEnumValue",
@@ -543,8 +579,9 @@ impl SmbRegistry {
                     })
                 }
             }
+            index += 1;
         }
-        Ok(Some(names))
+        Err(too_many_entries(path))
     }
 
     /// Closes every key handle, the pipe and the tree, and logs off; dropping the client then
@@ -566,6 +603,17 @@ impl SmbRegistry {
         let _ = self
             .execute("logoff", Command::Logoff, &smb2::msg::logoff::LogoffRequest, None)
             .await;
+    }
+}
+
+fn too_many_entries(path: &str) -> TransportError {
+    TransportError::Decode {
+        what: "registry enumeration",
+        source: exsweep_wire::DecodeError::TooLong {
+            what: if path.is_empty() { "entries" } else { "entries of a key" },
+            len: MAX_ENUM_ENTRIES as usize,
+            limit: MAX_ENUM_ENTRIES as usize,
+        },
     }
 }
 

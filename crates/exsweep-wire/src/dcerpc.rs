@@ -237,6 +237,9 @@ pub fn decode_bind_response(pdu: &[u8]) -> Result<BindOutcome, DecodeError> {
             let uuid = r.array::<16>("transfer syntax")?;
             let major = r.u16("transfer syntax version")?;
             let minor = r.u16("transfer syntax version")?;
+            // We offer one context; results for more would be a peer answering someone else.
+            r.take(24 * (n_results as usize - 1), "further results")?;
+            r.finish("bind_ack")?;
             let ack = BindAck {
                 call_id: header.call_id,
                 max_xmit_frag,
