@@ -287,21 +287,16 @@ def main():
             entry["error"] = str(exc)
         out["values"].append(entry)
 
-    for path in request.get("subkeys", []):
-        entry = {"path": path}
-        try:
-            entry["subkeys"] = reader.with_key(path, reader.enum_keys)
-        except ReadError as exc:
-            entry["error"] = str(exc)
-        out["subkeys"].append(entry)
-
-    for path in request.get("enum_values", []):
-        entry = {"path": path}
-        try:
-            entry["values"] = reader.with_key(path, reader.enum_value_names)
-        except ReadError as exc:
-            entry["error"] = str(exc)
-        out["enum_values"].append(entry)
+    # (request field, answer field, enumeration): subkey names and value names alike.
+    for field, answer, enumerate_key in (("subkeys", "subkeys", reader.enum_keys),
+                                         ("enum_values", "values", reader.enum_value_names)):
+        for path in request.get(field, []):
+            entry = {"path": path}
+            try:
+                entry[answer] = reader.with_key(path, enumerate_key)
+            except ReadError as exc:
+                entry["error"] = str(exc)
+            out[field].append(entry)
 
     out["elapsed_ms"] = round((time.perf_counter() - start) * 1000, 1)
     for handle in reader.roots.values():
