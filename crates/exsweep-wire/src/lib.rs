@@ -10,11 +10,19 @@
 //!   and fragment reassembly (`PFC_LAST_FRAG`).
 //! - [`winreg`]: [MS-RRP] stubs for the read-only registry calls exsweep makes.
 //! - [`regvalue`]: registry value types and their data.
+//! - [`svcctl`]: [MS-SCMR] stubs for listing services and their states.
+//! - [`ntlm`], [`smbprobe`]: the NTLM CHALLENGE and the SMB1/SMB2 negotiations read before
+//!   any logon (SMB1 acceptance, signing, the server's names and OS version).
+//! - [`pe`]: PE file versions (`VS_VERSIONINFO`), located by asking for byte ranges.
 
 pub mod dcerpc;
 mod error;
 pub mod ndr;
+pub mod ntlm;
+pub mod pe;
 pub mod regvalue;
+pub mod smbprobe;
+pub mod svcctl;
 pub mod winreg;
 
 pub use error::DecodeError;
