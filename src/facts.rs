@@ -129,6 +129,18 @@ pub struct Fact {
     pub source: Source,
 }
 
+impl Fact {
+    /// A fact that is not a registry value.
+    pub fn new(name: &str, value: Value, source: Source) -> Fact {
+        Fact {
+            name: name.to_owned(),
+            value,
+            reg: None,
+            source,
+        }
+    }
+}
+
 /// The name under which a registry value is kept: `registry:<KEY PATH>:<value name>`.
 pub fn registry_fact_name(path: &str, value: &str) -> String {
     format!("registry:{}:{}", normalize_key_path(path), value)

@@ -6,6 +6,7 @@
 //! loaded checks need into calls and answers into [`facts::HostFacts`]; [`rules`] evaluates
 //! those facts purely; [`report`] writes findings; [`scan`] runs a sweep.
 
+pub mod builds;
 pub mod collect;
 pub mod credentials;
 pub mod facts;

@@ -7,14 +7,14 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Semaphore};
 use tracing::{info, info_span, warn, Instrument};
 
-use crate::collect::{collect_smb, Plan};
+use crate::collect::{collect_probes, collect_smb, Plan};
 use crate::credentials::{Credentials, DEFAULT_ENTRY};
 use crate::facts::{Fact, Failure, FailureKind, HostFacts, Source, Transport, Value};
 use crate::inventory::Host;
 use crate::lockout::{Admission, LockoutBreaker};
 use crate::rules::{evaluate_host, Catalog, Finding};
 use crate::timefmt::Timestamp;
-use crate::transport::smb::{SmbRegistry, SmbTarget};
+use crate::transport::smb::{SmbSession, SmbTarget};
 
 /// How a sweep runs.
 #[derive(Debug, Clone)]
@@ -151,8 +151,14 @@ async fn scan_one(
             facts.host_failure = Some(failure);
         }
         Ok((mut session, deadline)) => {
-            let collected =
-                tokio::time::timeout_at(deadline.into(), collect_smb(&mut session, &plan, &mut facts)).await;
+            let addr = socket_addr(&host.address, host.smb_port);
+            let work = async {
+                collect_smb(&mut session, &plan, &mut facts).await;
+                if plan.probes {
+                    collect_probes(&addr, host_timeout, &mut facts).await;
+                }
+            };
+            let collected = tokio::time::timeout_at(deadline.into(), work).await;
             rpc_calls = session.stats.rpc_calls;
             match collected {
                 Ok(()) => {
@@ -184,7 +190,7 @@ async fn logon(
     credential: &crate::credentials::Credential,
     breaker: &Arc<LockoutBreaker>,
     host_timeout: Duration,
-) -> Result<(SmbRegistry, Instant), Failure> {
+) -> Result<(SmbSession, Instant), Failure> {
     // Keyed on the account, not the entry name: two entries for one account share its budget.
     let ticket = match breaker.admit(&credential.account().to_lowercase()).await {
         Admission::Go(t) => t,
@@ -204,7 +210,7 @@ async fn logon(
         credential,
         timeout: host_timeout,
     };
-    match tokio::time::timeout_at(deadline.into(), SmbRegistry::connect(target)).await {
+    match tokio::time::timeout_at(deadline.into(), SmbSession::connect(target)).await {
         Err(_) => Err(Failure {
             kind: FailureKind::Timeout,
             reason: format!("no session within {}s", host_timeout.as_secs_f64()),
@@ -226,6 +232,15 @@ async fn logon(
     }
 }
 
+/// `host:port`, with brackets around an IPv6 address.
+fn socket_addr(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
 /// After a deadline: every planned fact not yet read is recorded as cut off, so checks on
 /// them say `unknown` with the reason while facts already read still count.
 fn mark_cut_off(facts: &mut HostFacts, plan: &Plan, host_timeout: Duration) {
@@ -233,11 +248,7 @@ fn mark_cut_off(facts: &mut HostFacts, plan: &Plan, host_timeout: Duration) {
         kind: FailureKind::Timeout,
         reason: format!("host deadline of {}s reached before this was read", host_timeout.as_secs_f64()),
     };
-    let planned = plan
-        .registry_facts()
-        .into_iter()
-        .chain(plan.update_indicators.then(|| ("updates.indicators".to_owned(), crate::collect::UPDATES, None)));
-    for (name, path, value) in planned {
+    for (name, path, value) in plan.planned_facts() {
         if facts.get(&name).is_none() {
             facts.insert(Fact {
                 name,
@@ -245,12 +256,12 @@ fn mark_cut_off(facts: &mut HostFacts, plan: &Plan, host_timeout: Duration) {
                 reg: None,
                 source: Source {
                     transport: Transport::Smb,
-                    path: path.to_owned(),
-                    value: value.map(str::to_owned),
+                    path,
+                    value,
                     read_at: Timestamp::now(),
                 },
             });
         }
     }
-    crate::collect::derive_exchange(facts);
+    crate::collect::derive_identity(facts);
 }

@@ -17,7 +17,7 @@ use exsweep::inventory::{self, Host};
 use exsweep::rules::{Catalog, Status, COLLECT_CHECK_ID};
 use exsweep::scan::{scan_hosts, HostResult, ScanConfig};
 use exsweep::secret::Secret;
-use exsweep::transport::smb::{SmbRegistry, SmbTarget};
+use exsweep::transport::smb::{SmbSession, SmbTarget};
 use serde_json::{json, Value as Json};
 
 fn repo() -> PathBuf {
@@ -205,7 +205,7 @@ fn every_registry_type_decodes_as_impacket_decodes_it() {
         "HKLM\\SOFTWARE\\ExsweepLab\\Decoding\\Malformed",
     ];
     let (ours, names) = rt.block_on(async {
-        let mut s = SmbRegistry::connect(SmbTarget {
+        let mut s = SmbSession::connect(SmbTarget {
             host: address,
             port: 445,
             credential,

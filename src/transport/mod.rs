@@ -1,6 +1,7 @@
 //! Sessions to one host. Each transport owns its protocol session and answers typed reads;
 //! it never decides what to read.
 
+pub mod probe;
 pub mod smb;
 
 use std::time::Duration;
@@ -42,6 +43,21 @@ pub enum TransportError {
     Timeout(Duration),
     #[error("unsupported registry path {0:?}: only HKLM is read")]
     UnsupportedHive(String),
+    #[error("{op} {addr}: {source}")]
+    Io {
+        op: &'static str,
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("the host has no share {0}")]
+    NoShare(String),
+    #[error("{0:?} is not a drive path (X:\\...)")]
+    NotADrivePath(String),
+    #[error("malformed PE file {path}: {source}")]
+    Pe {
+        path: String,
+        source: exsweep_wire::DecodeError,
+    },
 }
 
 impl TransportError {
@@ -70,11 +86,16 @@ impl TransportError {
                 FailureKind::AccessDenied
             }
             TransportError::Timeout(_) => FailureKind::Timeout,
+            TransportError::Io { source, .. } if source.kind() == std::io::ErrorKind::TimedOut => FailureKind::Timeout,
+            TransportError::Io { .. } => FailureKind::Unreachable,
             TransportError::Decode { .. }
             | TransportError::Bind { .. }
             | TransportError::Fault { .. }
             | TransportError::Win32 { .. }
-            | TransportError::UnsupportedHive(_) => FailureKind::Protocol,
+            | TransportError::UnsupportedHive(_)
+            | TransportError::NoShare(_)
+            | TransportError::NotADrivePath(_)
+            | TransportError::Pe { .. } => FailureKind::Protocol,
         }
     }
 }

@@ -1,10 +1,16 @@
 //! SMB2/3 transport: one authenticated session per host (the `smb2` crate), the `winreg`
-//! named pipe on `IPC$`, and [MS-RRP] calls carried over it as DCE/RPC.
+//! and `svcctl` named pipes on `IPC$` with DCE/RPC calls carried over them, and partial file
+//! reads on the admin shares ([`files`]).
 //!
 //! `smb2` has no named-pipe API, so this module drives its lower-level `Connection::execute`:
 //! TREE_CONNECT `IPC$`, CREATE `winreg`, IOCTL `FSCTL_PIPE_TRANSCEIVE` (one round trip per
 //! call), READ for the rest of a pipe message (`STATUS_BUFFER_OVERFLOW`) and for further RPC
 //! fragments. Codecs live in `exsweep-wire`; this module only moves bytes.
+
+mod files;
+mod services;
+
+pub use files::{FileVersionRead, WindowsPath};
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -63,18 +69,31 @@ pub struct SessionInfo {
 pub struct Stats {
     pub rpc_calls: u32,
     pub smb_requests: u32,
+    /// File bytes read on the admin shares (version resources).
+    pub file_bytes: u64,
 }
 
-/// A remote-registry session to one host.
-pub struct SmbRegistry {
-    client: smb2::SmbClient,
-    tree: TreeId,
-    pipe: FileId,
-    call_id: u32,
+/// A bound DCE/RPC pipe: its SMB file id and the largest fragment we may send on it.
+#[derive(Debug, Clone, Copy)]
+struct RpcPipe {
+    file: FileId,
     max_xmit: u16,
+}
+
+/// An authenticated SMB session to one host: remote registry, service list, file versions.
+pub struct SmbSession {
+    client: smb2::SmbClient,
+    ipc: TreeId,
+    winreg: RpcPipe,
+    /// Opened on first use: hosts whose checks name no service never open it.
+    svcctl: Option<RpcPipe>,
+    call_id: u32,
     hklm: KeyHandle,
     /// Keys opened so far, by normalized lowercase path; `None` = does not exist.
     keys: HashMap<String, Option<KeyHandle>>,
+    /// Disk shares connected so far, by uppercase name.
+    shares: HashMap<String, TreeId>,
+    max_read: u32,
     pub info: SessionInfo,
     pub stats: Stats,
 }
@@ -126,7 +145,7 @@ fn classify_connect_error(addr: &str, account: &str, e: smb2::Error) -> Transpor
     }
 }
 
-impl SmbRegistry {
+impl SmbSession {
     /// Connects, logs on, opens `\PIPE\winreg`, binds MS-RRP and opens HKLM.
     pub async fn connect(target: SmbTarget<'_>) -> Result<Self, TransportError> {
         let addr = if target.host.contains(':') {
@@ -149,8 +168,9 @@ impl SmbRegistry {
         let client = smb2::SmbClient::connect(config)
             .await
             .map_err(|e| classify_connect_error(&addr, &target.credential.account(), e))?;
-        let info = client
-            .params()
+        let params = client.params();
+        let info = params
+            .as_ref()
             .map(|p| SessionInfo {
                 dialect: format!("{}", p.dialect),
                 signing_required: p.signing_required,
@@ -159,20 +179,25 @@ impl SmbRegistry {
                 dialect: "unknown".into(),
                 signing_required: false,
             });
-        let mut session = SmbRegistry {
+        let max_read = params.map_or(65536, |p| p.max_read_size);
+        let mut session = SmbSession {
             client,
-            tree: TreeId(0),
-            pipe: FileId { persistent: 0, volatile: 0 },
+            ipc: TreeId(0),
+            winreg: RpcPipe {
+                file: FileId { persistent: 0, volatile: 0 },
+                max_xmit: dcerpc::MAX_FRAGMENT,
+            },
+            svcctl: None,
             call_id: 0,
-            max_xmit: dcerpc::MAX_FRAGMENT,
             hklm: KeyHandle([0; 20]),
             keys: HashMap::new(),
+            shares: HashMap::new(),
+            max_read,
             info,
             stats: Stats::default(),
         };
-        session.tree = session.tree_connect_ipc().await?;
-        session.pipe = session.open_pipe("winreg").await?;
-        session.bind().await?;
+        session.ipc = session.tree_connect(r"IPC$").await?;
+        session.winreg = session.open_rpc_pipe("winreg", winreg::WINREG_SYNTAX).await?;
         session.hklm = session.open_local_machine().await?;
         Ok(session)
     }
@@ -192,23 +217,38 @@ impl SmbRegistry {
         self.conn().execute(command, body, tree).await.map_err(smb_err(op))
     }
 
-    async fn tree_connect_ipc(&mut self) -> Result<TreeId, TransportError> {
-        let path = format!(r"\\{}\IPC$", self.conn().server_name());
+    /// TREE_CONNECT to `\\server\<share>`.
+    async fn tree_connect(&mut self, share: &str) -> Result<TreeId, TransportError> {
+        let path = format!(r"\\{}\{share}", self.conn().server_name());
         let req = TreeConnectRequest {
             flags: TreeConnectRequestFlags::default(),
             path,
         };
-        let frame = self.execute("tree connect IPC$", Command::TreeConnect, &req, None).await?;
-        if frame.header.status != NtStatus::SUCCESS {
-            return Err(status_error("tree connect IPC$", frame.header.status, Command::TreeConnect));
+        let frame = self.execute("tree connect", Command::TreeConnect, &req, None).await?;
+        match frame.header.status {
+            NtStatus::SUCCESS => {}
+            NtStatus::ACCESS_DENIED => {
+                return Err(TransportError::AccessDenied {
+                    what: format!("share {share}"),
+                })
+            }
+            NtStatus::BAD_NETWORK_NAME => return Err(TransportError::NoShare(share.to_owned())),
+            status => return Err(status_error("tree connect", status, Command::TreeConnect)),
         }
         frame.header.tree_id.ok_or_else(|| TransportError::Smb {
-            op: "tree connect IPC$",
+            op: "tree connect",
             source: smb2::Error::invalid_data("response without a tree id"),
         })
     }
 
-    async fn open_pipe(&mut self, name: &str) -> Result<FileId, TransportError> {
+    /// Opens a named pipe on IPC$ and binds `syntax` on it.
+    async fn open_rpc_pipe(&mut self, name: &'static str, syntax: dcerpc::SyntaxId) -> Result<RpcPipe, TransportError> {
+        let file = self.open_pipe(name).await?;
+        let max_xmit = self.bind(file, name, syntax).await?;
+        Ok(RpcPipe { file, max_xmit })
+    }
+
+    async fn open_pipe(&mut self, name: &'static str) -> Result<FileId, TransportError> {
         let req = CreateRequest {
             requested_oplock_level: OplockLevel::None,
             impersonation_level: ImpersonationLevel::Impersonation,
@@ -222,28 +262,33 @@ impl SmbRegistry {
             name: name.to_owned(),
             create_contexts: vec![],
         };
-        let tree = Some(self.tree);
-        let frame = self.execute("open winreg pipe", Command::Create, &req, tree).await?;
+        let tree = Some(self.ipc);
+        let frame = self.execute("open pipe", Command::Create, &req, tree).await?;
+        if frame.header.status == NtStatus::ACCESS_DENIED {
+            return Err(TransportError::AccessDenied {
+                what: format!("pipe {name}"),
+            });
+        }
         if frame.header.status != NtStatus::SUCCESS {
-            return Err(status_error("open winreg pipe", frame.header.status, Command::Create));
+            return Err(status_error("open pipe", frame.header.status, Command::Create));
         }
         let resp = CreateResponse::unpack(&mut ReadCursor::new(&frame.body))
-            .map_err(smb_err("open winreg pipe"))?;
+            .map_err(smb_err("open pipe"))?;
         Ok(resp.file_id)
     }
 
     /// Sends one PDU and returns the pipe message that answers it (one round trip), then
     /// completes the message with READs if it overflowed the IOCTL's output buffer.
-    async fn transceive(&mut self, pdu: Vec<u8>) -> Result<Vec<u8>, TransportError> {
+    async fn transceive(&mut self, pipe: FileId, pdu: Vec<u8>) -> Result<Vec<u8>, TransportError> {
         let req = IoctlRequest {
             ctl_code: FSCTL_PIPE_TRANSCEIVE,
-            file_id: self.pipe,
+            file_id: pipe,
             max_input_response: 0,
             max_output_response: u32::from(dcerpc::MAX_FRAGMENT),
             flags: FSCTL_FLAG,
             input_data: pdu,
         };
-        let tree = Some(self.tree);
+        let tree = Some(self.ipc);
         let frame = self.execute("pipe transceive", Command::Ioctl, &req, tree).await?;
         let status = frame.header.status;
         if !status.is_success_or_partial() {
@@ -253,16 +298,16 @@ impl SmbRegistry {
             .map_err(smb_err("pipe transceive"))?;
         let mut message = resp.output_data;
         if status == NtStatus::BUFFER_OVERFLOW {
-            self.read_rest_of_message(&mut message).await?;
+            self.read_rest_of_message(pipe, &mut message).await?;
         }
         Ok(message)
     }
 
     /// Reads one whole pipe message; an empty one is an error (a pipe that answers nothing
     /// would otherwise be read until the deadline).
-    async fn read_message(&mut self) -> Result<Vec<u8>, TransportError> {
+    async fn read_message(&mut self, pipe: FileId) -> Result<Vec<u8>, TransportError> {
         let mut message = Vec::new();
-        self.read_rest_of_message(&mut message).await?;
+        self.read_rest_of_message(pipe, &mut message).await?;
         if message.is_empty() {
             return Err(TransportError::Smb {
                 op: "pipe read",
@@ -274,20 +319,20 @@ impl SmbRegistry {
 
     /// Appends READs to `message` until a read completes with `STATUS_SUCCESS` ([MS-SMB2]
     /// 3.3.5.12: `STATUS_BUFFER_OVERFLOW` means more of the same message follows).
-    async fn read_rest_of_message(&mut self, message: &mut Vec<u8>) -> Result<(), TransportError> {
+    async fn read_rest_of_message(&mut self, pipe: FileId, message: &mut Vec<u8>) -> Result<(), TransportError> {
         loop {
             let req = ReadRequest {
                 padding: 0x50,
                 flags: 0,
                 length: u32::from(dcerpc::MAX_FRAGMENT),
                 offset: 0,
-                file_id: self.pipe,
+                file_id: pipe,
                 minimum_count: 0,
                 channel: SMB2_CHANNEL_NONE,
                 remaining_bytes: 0,
                 read_channel_info: vec![],
             };
-            let tree = Some(self.tree);
+            let tree = Some(self.ipc);
             let frame = self.execute("pipe read", Command::Read, &req, tree).await?;
             let status = frame.header.status;
             if !status.is_success_or_partial() {
@@ -319,11 +364,11 @@ impl SmbRegistry {
         }
     }
 
-    async fn write_pipe(&mut self, pdu: Vec<u8>) -> Result<(), TransportError> {
+    async fn write_pipe(&mut self, pipe: FileId, pdu: Vec<u8>) -> Result<(), TransportError> {
         let req = WriteRequest {
             data_offset: 0x70,
             offset: 0,
-            file_id: self.pipe,
+            file_id: pipe,
             channel: 0,
             remaining_bytes: 0,
             write_channel_info_offset: 0,
@@ -331,7 +376,7 @@ impl SmbRegistry {
             flags: 0,
             data: pdu,
         };
-        let tree = Some(self.tree);
+        let tree = Some(self.ipc);
         let frame = self.execute("pipe write", Command::Write, &req, tree).await?;
         if frame.header.status != NtStatus::SUCCESS {
             return Err(status_error("pipe write", frame.header.status, Command::Write));
@@ -344,42 +389,43 @@ impl SmbRegistry {
         self.call_id
     }
 
-    async fn bind(&mut self) -> Result<(), TransportError> {
+    /// Binds `syntax` on `pipe`; returns the largest fragment we may send.
+    async fn bind(&mut self, pipe: FileId, interface: &'static str, syntax: dcerpc::SyntaxId) -> Result<u16, TransportError> {
         let call_id = self.next_call_id();
-        let answer = self
-            .transceive(dcerpc::encode_bind(call_id, winreg::WINREG_SYNTAX))
-            .await?;
+        let answer = self.transceive(pipe, dcerpc::encode_bind(call_id, syntax)).await?;
         let decode = |source| TransportError::Decode {
             what: "bind_ack",
             source,
         };
         match dcerpc::decode_bind_response(&answer).map_err(decode)? {
-            BindOutcome::Accepted(ack) => {
-                // Never send fragments larger than either side allows.
-                self.max_xmit = ack.max_recv_frag.min(dcerpc::MAX_FRAGMENT);
-                Ok(())
-            }
+            // Never send fragments larger than either side allows.
+            BindOutcome::Accepted(ack) => Ok(ack.max_recv_frag.min(dcerpc::MAX_FRAGMENT)),
             BindOutcome::ContextRejected(ack) => Err(TransportError::Bind {
-                interface: "winreg",
+                interface,
                 detail: format!("context result {} reason {}", ack.result, ack.reason),
             }),
             BindOutcome::Nak { reason, .. } => Err(TransportError::Bind {
-                interface: "winreg",
+                interface,
                 detail: format!("bind_nak reason {reason}"),
             }),
         }
     }
 
-    /// One RPC call: request fragments out, response fragments reassembled.
+    /// One winreg call.
     async fn call(&mut self, opnum: u16, stub: &[u8]) -> Result<Vec<u8>, TransportError> {
+        self.call_on(self.winreg, opnum, stub).await
+    }
+
+    /// One RPC call: request fragments out, response fragments reassembled.
+    async fn call_on(&mut self, pipe: RpcPipe, opnum: u16, stub: &[u8]) -> Result<Vec<u8>, TransportError> {
         self.stats.rpc_calls += 1;
         let call_id = self.next_call_id();
-        let mut fragments = dcerpc::encode_request(call_id, 0, opnum, stub, self.max_xmit);
+        let mut fragments = dcerpc::encode_request(call_id, 0, opnum, stub, pipe.max_xmit);
         let last = fragments.pop().unwrap_or_default();
         for f in fragments {
-            self.write_pipe(f).await?;
+            self.write_pipe(pipe.file, f).await?;
         }
-        let mut message = self.transceive(last).await?;
+        let mut message = self.transceive(pipe.file, last).await?;
         let mut assembler = ResponseAssembler::new(call_id);
         let decode = |source| TransportError::Decode {
             what: "rpc response",
@@ -399,7 +445,7 @@ impl SmbRegistry {
             match outcome {
                 Assembled::Complete(stub) => return Ok(stub),
                 Assembled::Fault(status) => return Err(TransportError::Fault { opnum, status }),
-                Assembled::NeedMore => message = self.read_message().await?,
+                Assembled::NeedMore => message = self.read_message(pipe.file).await?,
             }
         }
     }
@@ -593,13 +639,22 @@ impl SmbRegistry {
                 break;
             }
         }
-        let tree = Some(self.tree);
-        let _ = self
-            .execute("close pipe", Command::Close, &CloseRequest { flags: 0, file_id: self.pipe }, tree)
-            .await;
-        let _ = self
-            .execute("tree disconnect", Command::TreeDisconnect, &TreeDisconnectRequest, tree)
-            .await;
+        let tree = Some(self.ipc);
+        let mut pipes = vec![self.winreg.file];
+        if let Some(svcctl) = self.svcctl {
+            pipes.push(svcctl.file);
+        }
+        for file_id in pipes {
+            let _ = self
+                .execute("close pipe", Command::Close, &CloseRequest { flags: 0, file_id }, tree)
+                .await;
+        }
+        let trees: Vec<TreeId> = self.shares.drain().map(|(_, t)| t).chain(std::iter::once(self.ipc)).collect();
+        for tree in trees {
+            let _ = self
+                .execute("tree disconnect", Command::TreeDisconnect, &TreeDisconnectRequest, Some(tree))
+                .await;
+        }
         let _ = self
             .execute("logoff", Command::Logoff, &smb2::msg::logoff::LogoffRequest, None)
             .await;

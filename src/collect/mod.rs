@@ -1,0 +1,315 @@
+//! Collection: which facts a host's checks need (the plan), and reading them over a
+//! transport into [`HostFacts`]. A value that cannot be read becomes a fact that says why;
+//! it never aborts the host.
+//!
+//! Order over one SMB session: registry values and keys, the hotfix inventory, the files
+//! (whose paths come from registry facts), the service states; then the derived identity.
+
+pub mod files;
+pub mod hotfix;
+pub mod identity;
+pub mod services;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use crate::facts::{
+    registry_fact_name, registry_key_fact_name, Failure, FailureKind, Fact, HostFacts, RegistryValue, Source, Transport,
+    Value,
+};
+use crate::rules::{Catalog, Probe};
+use crate::timefmt::Timestamp;
+use crate::transport::probe::{self, Smb1Probe};
+use crate::transport::smb::SmbSession;
+use crate::transport::TransportError;
+
+pub use identity::{derive_exchange_setup, CONTROL_WINDOWS, WINDOWS_NT_CURRENT_VERSION};
+
+/// Exchange 2000/2003 setup key ([MS] KB 158530; Exchange Server Analyzer reads it).
+pub const EXCHANGE_SETUP: &str = r"HKLM\SOFTWARE\Microsoft\Exchange\Setup";
+/// Exchange 2013 and later.
+pub const EXCHANGE_V15_SETUP: &str = r"HKLM\SOFTWARE\Microsoft\ExchangeServer\v15\Setup";
+/// Where MBSA looked for update indicators: `Updates\<product>\<SPn>\<KB or Q id>`.
+pub const UPDATES: &str = r"HKLM\SOFTWARE\Microsoft\Updates";
+
+/// Values read on every host, whatever the checks: they identify Exchange and Windows and
+/// resolve the path variables of file checks.
+const IDENTITY_VALUES: [(&str, &str); 14] = [
+    (EXCHANGE_SETUP, "Services"),
+    (EXCHANGE_SETUP, "NewestBuild"),
+    (EXCHANGE_V15_SETUP, "MsiInstallPath"),
+    (EXCHANGE_V15_SETUP, "MsiProductMajor"),
+    (EXCHANGE_V15_SETUP, "MsiProductMinor"),
+    (EXCHANGE_V15_SETUP, "MsiBuildMajor"),
+    (EXCHANGE_V15_SETUP, "MsiBuildMinor"),
+    (WINDOWS_NT_CURRENT_VERSION, "CurrentVersion"),
+    (WINDOWS_NT_CURRENT_VERSION, "CurrentBuildNumber"),
+    (WINDOWS_NT_CURRENT_VERSION, "CSDVersion"),
+    (WINDOWS_NT_CURRENT_VERSION, "ProductName"),
+    (WINDOWS_NT_CURRENT_VERSION, "SystemRoot"),
+    (CONTROL_WINDOWS, "CSDVersion"),
+    (files::WINDOWS_CURRENT_VERSION, "ProgramFilesDir"),
+];
+
+/// What to read from one host.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// `(key path, value name)`, sorted by key so that each key is opened once.
+    pub registry_values: Vec<(String, String)>,
+    /// Keys whose existence a check asks about.
+    pub registry_keys: Vec<String>,
+    pub update_indicators: bool,
+    /// Services whose start mode a check names: their state is read over svcctl too.
+    pub services: Vec<String>,
+    /// File templates whose versions checks name; the identity files (kernel, store or
+    /// ExSetup) are added per host once its setup keys are known.
+    pub files: Vec<String>,
+    /// The unauthenticated SMB1 and NTLM probes.
+    pub probes: bool,
+}
+
+impl Plan {
+    /// The identity reads plus every registry value, service and file named by a check for
+    /// these roles.
+    pub fn for_roles(roles: &[String], catalog: &Catalog) -> Plan {
+        let mut values: BTreeSet<(String, String)> = IDENTITY_VALUES
+            .iter()
+            .map(|(p, v)| (p.to_string(), v.to_string()))
+            .collect();
+        let mut keys = BTreeSet::new();
+        let mut services = BTreeSet::new();
+        for (check, _) in catalog.checks_for(roles) {
+            match &check.probe {
+                Probe::Registry { path, value } => {
+                    if let Some(name) = services::service_of_registry_check(path, value) {
+                        services.insert(name);
+                    }
+                    values.insert((path.clone(), value.clone()));
+                }
+                Probe::RegistryKey { path } => {
+                    keys.insert(path.clone());
+                }
+            }
+        }
+        for name in &services {
+            for value in services::SERVICE_VALUES {
+                values.insert((services::service_key(name), value.to_owned()));
+            }
+        }
+        Plan {
+            registry_values: values.into_iter().collect(),
+            registry_keys: keys.into_iter().collect(),
+            update_indicators: true,
+            services: services.into_iter().collect(),
+            files: Vec::new(),
+            probes: true,
+        }
+    }
+
+    /// Every fact this plan reads directly, with the place each comes from (for marking what
+    /// a deadline cut off).
+    pub fn planned_facts(&self) -> Vec<(String, String, Option<String>)> {
+        let values = self
+            .registry_values
+            .iter()
+            .map(|(p, v)| (registry_fact_name(p, v), p.clone(), Some(v.clone())));
+        let keys = self.registry_keys.iter().map(|p| (registry_key_fact_name(p), p.clone(), None));
+        let updates = self
+            .update_indicators
+            .then(|| ["updates.indicators", "hotfix.installed"].map(|n| (n.to_owned(), UPDATES.to_owned(), None)))
+            .into_iter()
+            .flatten();
+        let states = self
+            .services
+            .iter()
+            .map(|s| (services::service_fact_name(s, "state"), "svcctl".to_owned(), None));
+        let files = self
+            .files
+            .iter()
+            .chain([files::KERNEL.to_owned()].iter())
+            .map(|t| (files::file_fact_name(t, "version"), t.clone(), None))
+            .collect::<Vec<_>>();
+        values.chain(keys).chain(updates).chain(states).chain(files).collect()
+    }
+}
+
+fn failure(e: &TransportError) -> Failure {
+    Failure {
+        kind: e.kind(),
+        reason: e.to_string(),
+    }
+}
+
+/// Whether the session itself is gone or out of step (a response that could not be decoded
+/// may leave fragments in the pipe), so later reads need not be tried.
+fn session_lost(e: &TransportError) -> bool {
+    matches!(e.kind(), FailureKind::Unreachable | FailureKind::Timeout)
+        || matches!(e, TransportError::Decode { .. } | TransportError::Smb { .. })
+}
+
+fn smb_source(path: &str) -> Source {
+    Source {
+        transport: Transport::Smb,
+        path: path.to_owned(),
+        value: None,
+        read_at: Timestamp::now(),
+    }
+}
+
+fn derived_text(name: &str, text: &str, from: &str, read_at: Timestamp) -> Fact {
+    Fact::new(
+        name,
+        Value::Text(text.into()),
+        Source {
+            transport: Transport::Derived,
+            path: from.into(),
+            value: None,
+            read_at,
+        },
+    )
+}
+
+/// Reads the plan over an SMB session into `facts`. Each fact is inserted as soon as it is
+/// read, so a caller that cuts this short at a deadline keeps what was collected.
+pub async fn collect_smb(session: &mut SmbSession, plan: &Plan, facts: &mut HostFacts) {
+    let now = Timestamp::now();
+    facts.insert(derived_text("smb.dialect", &session.info.dialect, "negotiate", now));
+    facts.insert(Fact::new(
+        "smb.signing_required",
+        Value::Bool(session.info.signing_required),
+        smb_source("negotiate"),
+    ));
+
+    let mut lost: Option<Failure> = None;
+    for (path, value) in &plan.registry_values {
+        let source = Source {
+            transport: Transport::Smb,
+            path: path.clone(),
+            value: Some(value.clone()),
+            read_at: Timestamp::now(),
+        };
+        let (fact_value, reg) = match &lost {
+            Some(f) => (Value::Unavailable(f.clone()), None),
+            None => match session.query_value(path, value).await {
+                Ok(Some(data)) => (Value::Registry(RegistryValue::from_reg(&data)), Some(data)),
+                Ok(None) => (Value::Absent, None),
+                Err(e) => {
+                    let f = failure(&e);
+                    if session_lost(&e) {
+                        lost = Some(f.clone());
+                    }
+                    (Value::Unavailable(f), None)
+                }
+            },
+        };
+        facts.insert(Fact {
+            name: registry_fact_name(path, value),
+            value: fact_value,
+            reg,
+            source,
+        });
+    }
+
+    for path in &plan.registry_keys {
+        let value = match &lost {
+            Some(f) => Value::Unavailable(f.clone()),
+            None => match session.key_exists(path).await {
+                Ok(true) => Value::Bool(true),
+                Ok(false) => Value::Absent,
+                Err(e) => {
+                    let f = failure(&e);
+                    if session_lost(&e) {
+                        lost = Some(f.clone());
+                    }
+                    Value::Unavailable(f)
+                }
+            },
+        };
+        facts.insert(Fact::new(&registry_key_fact_name(path), value, smb_source(path)));
+    }
+    derive_exchange_setup(facts);
+    services::derive_from_registry(&plan.services, facts);
+
+    if let Some(f) = lost {
+        // Nothing more can be read over this session; say so for the rest of the plan.
+        for (name, path, value) in plan.planned_facts() {
+            if facts.get(&name).is_none() {
+                let mut source = smb_source(&path);
+                source.value = value;
+                facts.insert(Fact::new(&name, Value::Unavailable(f.clone()), source));
+            }
+        }
+        derive_identity(facts);
+        return;
+    }
+    if plan.update_indicators {
+        hotfix::collect(session, facts).await;
+    }
+    let mut templates: Vec<String> = files::identity_files(facts).into_iter().map(str::to_owned).collect();
+    templates.extend(plan.files.iter().filter(|t| !templates.contains(t)).cloned().collect::<Vec<_>>());
+    let lost = files::collect(session, &templates, facts).await;
+    derive_identity(facts);
+    if lost.is_none() {
+        services::collect_states(session, &plan.services, facts).await;
+    }
+}
+
+/// The identity facts worked out from what was read; safe to run again after more reads.
+pub fn derive_identity(facts: &mut HostFacts) {
+    derive_exchange_setup(facts);
+    identity::derive_exchange_build(facts);
+    identity::derive_os(facts);
+}
+
+/// The unauthenticated probes, on connections of their own: `smb.smb1_accepted` and the
+/// NTLM CHALLENGE's `ntlm.*` facts.
+pub async fn collect_probes(addr: &str, timeout: Duration, facts: &mut HostFacts) {
+    let smb1 = match probe::probe_smb1(addr, timeout).await {
+        Ok(Smb1Probe::Accepted { .. }) => (Value::Bool(true), "SMB1 NEGOTIATE answered with NT LM 0.12".to_owned()),
+        Ok(Smb1Probe::Refused(how)) => (Value::Bool(false), how),
+        Err(e) => (Value::Unavailable(failure(&e)), "SMB1 NEGOTIATE probe".to_owned()),
+    };
+    facts.insert(Fact::new("smb.smb1_accepted", smb1.0, smb_source(&smb1.1)));
+
+    const FROM: &str = "NTLM CHALLENGE (SMB2 SESSION_SETUP, no credential sent)";
+    match probe::probe_ntlm(addr, timeout).await {
+        Ok(found) => {
+            let info = &found.challenge.target_info;
+            let text = |v: &Option<String>| v.clone().map_or(Value::Absent, Value::Text);
+            let named = [
+                ("ntlm.target_name", Value::Text(found.challenge.target_name.clone())),
+                ("ntlm.nb_computer_name", text(&info.nb_computer_name)),
+                ("ntlm.nb_domain_name", text(&info.nb_domain_name)),
+                ("ntlm.dns_computer_name", text(&info.dns_computer_name)),
+                ("ntlm.dns_domain_name", text(&info.dns_domain_name)),
+                ("ntlm.dns_tree_name", text(&info.dns_tree_name)),
+                (
+                    "ntlm.os_version",
+                    found.challenge.version.map_or(Value::Absent, |v| Value::Text(v.to_string())),
+                ),
+            ];
+            for (name, value) in named {
+                facts.insert(Fact::new(name, value, smb_source(FROM)));
+            }
+        }
+        Err(e) => facts.insert(Fact::new("ntlm.target_name", Value::Unavailable(failure(&e)), smb_source(FROM))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plan_reads_each_value_once() {
+        let catalog = Catalog::from_sources([(
+            std::path::Path::new("b.toml"),
+            "[[check]]\nid='A'\ntitle='a'\nseverity='low'\nroles=['r']\nregistry={path='HKLM\\SOFTWARE\\Microsoft\\Exchange\\Setup',value='Services'}\nexpect={op='exists'}\n",
+        )])
+        .unwrap();
+        let plan = Plan::for_roles(&["r".into()], &catalog);
+        // The check's value is also an identity value: read once.
+        assert_eq!(plan.registry_values.len(), IDENTITY_VALUES.len());
+        assert!(Plan::for_roles(&["other".into()], &catalog).registry_keys.is_empty());
+    }
+}
