@@ -276,13 +276,32 @@ fn wrong_password_trips_the_lockout_breaker_after_three_refusals() {
     let _ = Secret::new(String::new());
 }
 
+/// An account that may not read the registry still gets a row per fact, each saying access
+/// denied, and whatever else it may read (Samba lets any user list services).
 #[test]
 fn non_admin_account_is_access_denied_and_says_so() {
     let mut creds = Credentials::default();
     creds.insert(DEFAULT_ENTRY, credential("exuser", "Lab-Passw0rd!"));
     let results = scan(lab_hosts()[..1].to_vec(), creds, &config(30));
-    let failure = results[0].facts.host_failure.as_ref().expect("a non-admin cannot read HKLM");
-    assert_eq!(failure.kind, FailureKind::AccessDenied, "{failure:?}");
+    let facts = &results[0].facts;
+    assert!(facts.host_failure.is_none(), "{:?}", facts.host_failure);
+    let registry: Vec<_> = facts.iter().filter(|f| f.name.starts_with("registry:")).collect();
+    assert!(!registry.is_empty());
+    for f in registry {
+        match &f.value {
+            Value::Unavailable(failure) => assert_eq!(failure.kind, FailureKind::AccessDenied, "{}: {failure:?}", f.name),
+            other => panic!("{} read by a non-admin: {other:?}", f.name),
+        }
+    }
+    match &facts.get("file.%SystemRoot%\\System32\\ntoskrnl.exe.version").unwrap().value {
+        Value::Unavailable(failure) => assert_eq!(failure.kind, FailureKind::AccessDenied),
+        other => panic!("kernel read by a non-admin: {other:?}"),
+    }
+    assert!(matches!(facts.get("service.MSExchangeIS.state").unwrap().value, Value::Absent));
+    let registry_checks = results[0].findings.iter().filter(|f| f.check_id.starts_with("E2K-") || f.check_id.starts_with("W2K-"));
+    for finding in registry_checks {
+        assert_eq!(finding.status, Status::Unknown, "{}", finding.check_id);
+    }
 }
 
 /// A dead address and a host that accepts TCP but never answers, scanned with the lab: both
@@ -361,4 +380,189 @@ fn binary_scans_the_lab_and_writes_both_reports() {
     }
     assert!(!jsonl.contains("Lab-Passw0rd!") && !csv.contains("Lab-Passw0rd!"));
     assert!(!Path::new(&out.path().join("findings.csv.partial")).exists());
+}
+
+fn text(facts: &HostFacts, name: &str) -> Option<String> {
+    match &facts.get(name)?.value {
+        Value::Text(t) => Some(t.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// Asks the impacket + pefile oracle (tests/lab/oracle/host_read.py).
+fn host_oracle(address: &str, entry: &str, request: &Json) -> Json {
+    let mut child = Command::new("python3")
+        .arg(repo().join("tests/lab/oracle/host_read.py"))
+        .args(["--address", address, "--entry", entry, "--credentials"])
+        .arg(lab_credentials_file())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 with impacket and pefile (scripts/setup installs them)");
+    serde_json::to_writer(child.stdin.take().unwrap(), request).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "host oracle failed for {address}: {}", String::from_utf8_lossy(&out.stdout));
+    serde_json::from_slice(&out.stdout).expect("oracle JSON")
+}
+
+/// Every lab host is told apart by its binaries: the Exchange build from store.exe or
+/// ExSetup.exe named through the build table, Windows from the kernel, and every file fact
+/// equal to what pefile reads from the whole file fetched by impacket.
+#[test]
+fn lab_hosts_are_identified_from_their_files() {
+    let hosts = lab_hosts();
+    let results = scan(hosts.clone(), lab_credentials(), &config(30));
+    // (host, generation, build, level, update, OS product, service pack): the states the
+    // profiles' NOTES.md describe.
+    let expected = [
+        ("exbe-rtm", "2000", "6.0.4417.0", "RTM", None, "Windows 2000", "1"),
+        ("exfe-sp2", "2000", "6.0.5762.4", "SP2", None, "Windows 2000", "2"),
+        ("exbe-sp3ru", "2000", "6.0.6603.1", "SP3", Some("post-SP3 rollup KB870540 (August 2004)"), "Windows 2000", "4"),
+        ("exbe-full", "2000", "6.0.6620.15", "SP3", Some("post-SP3 KB976703 (MS10-024)"), "Windows 2000", "4"),
+        ("ex2019-old", "2019", "15.2.792.5", "CU8", Some("Feb21SU"), "Windows Server 2019", "0"),
+    ];
+    for (name, generation, build, level, update, os, sp) in expected {
+        let i = hosts.iter().position(|h| h.name == name).unwrap_or_else(|| panic!("{name} not in inventory/lab.csv"));
+        let facts = &results[i].facts;
+        assert_eq!(text(facts, "exchange.generation").as_deref(), Some(generation), "{name}");
+        assert_eq!(text(facts, "exchange.build").as_deref(), Some(build), "{name}");
+        assert_eq!(text(facts, "exchange.level").as_deref(), Some(level), "{name}");
+        assert_eq!(text(facts, "exchange.update").as_deref(), update, "{name}");
+        assert_eq!(text(facts, "os.product").as_deref(), Some(os), "{name}");
+        assert_eq!(text(facts, "os.service_pack").as_deref(), Some(sp), "{name}");
+        assert_eq!(facts.get("exchange.build").unwrap().source.path.starts_with("file."), true, "{name}: build not from a file");
+        assert_eq!(text(facts, "exchange.build_disagreement"), None, "{name}");
+
+        // Every file read, against pefile's reading of the whole file.
+        let files: Vec<(String, String, String)> = facts
+            .iter()
+            .filter_map(|f| {
+                let template = f.name.strip_prefix("file.")?.strip_suffix(".version")?;
+                let path = &f.source.path;
+                let (share, rest) = match path.strip_prefix("ADMIN$\\") {
+                    Some(rest) => ("ADMIN$".to_owned(), rest.to_owned()),
+                    None => (format!("{}$", &path[..1]), path[3..].to_owned()),
+                };
+                Some((template.to_owned(), share, rest))
+            })
+            .collect();
+        assert!(files.len() >= 2, "{name}: {files:?}");
+        let request = json!({"files": files.iter().map(|(_, s, p)| json!({"share": s, "path": p})).collect::<Vec<_>>()});
+        let theirs = host_oracle(&hosts[i].address, "default", &request);
+        for ((template, _, _), item) in files.iter().zip(theirs["files"].as_array().unwrap()) {
+            let fact = |aspect: &str| text(facts, &format!("file.{template}.{aspect}"));
+            assert_eq!(fact("version").as_deref(), item["file_version"].as_str(), "{name} {template}");
+            assert_eq!(fact("product_version").as_deref(), item["product_version"].as_str(), "{name} {template}");
+            assert_eq!(fact("version_text").as_deref(), item["version_text"].as_str(), "{name} {template}");
+            assert_eq!(fact("machine").as_deref(), item["machine"].as_str(), "{name} {template}");
+            assert_eq!(fact("size"), item["size"].as_u64().map(|n| n.to_string()), "{name} {template}");
+        }
+    }
+}
+
+async fn session(address: &str, credential: &Credential) -> SmbSession {
+    SmbSession::connect(SmbTarget {
+        host: address,
+        port: 445,
+        credential,
+        timeout: Duration::from_secs(10),
+    })
+    .await
+    .unwrap_or_else(|e| panic!("connect to {address}: {e}"))
+}
+
+/// The svcctl service list with states, ours and impacket's, for an admin and a non-admin.
+#[test]
+fn service_states_over_svcctl_match_impacket() {
+    let creds = lab_credentials();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    for host in lab_hosts() {
+        for entry in [DEFAULT_ENTRY, "nonadmin"] {
+            let ours = rt.block_on(async {
+                let mut s = session(&host.address, creds.get(entry).unwrap()).await;
+                let listed = s.services().await.unwrap_or_else(|e| panic!("{} as {entry}: {e}", host.name));
+                s.close().await;
+                listed
+            });
+            let ours: Vec<Json> = ours
+                .iter()
+                .map(|s| json!({"name": s.name, "display_name": s.display_name, "state": s.status.state_name()}))
+                .collect();
+            // impacket asks for more rights than a non-admin has: compare with the admin's list.
+            let theirs = host_oracle(&host.address, DEFAULT_ENTRY, &json!({"services": true}));
+            assert_eq!(Json::Array(ours.clone()), theirs["services"], "{} as {entry}", host.name);
+            assert!(ours.iter().any(|s| s["name"] == "RemoteRegistry" && s["state"] == "running"), "{ours:?}");
+        }
+    }
+}
+
+/// SMB1 acceptance and the NTLM CHALLENGE's names, against the profiles and impacket.
+#[test]
+fn smb1_and_ntlm_probes_match_the_profiles_and_impacket() {
+    let hosts = lab_hosts();
+    let results = scan(hosts.clone(), lab_credentials(), &config(30));
+    let mut smb1_hosts = 0;
+    for (host, result) in hosts.iter().zip(&results) {
+        let profile: toml::Table = toml::from_str(
+            &std::fs::read_to_string(repo().join("tests/lab/hosts").join(&host.name).join("host.toml")).unwrap(),
+        )
+        .unwrap();
+        let smb1 = profile.get("smb1").and_then(|v| v.as_bool()).unwrap_or(false);
+        smb1_hosts += usize::from(smb1);
+        let netbios = profile["netbios_name"].as_str().unwrap();
+        let theirs = host_oracle(&host.address, DEFAULT_ENTRY, &json!({"identity": true}))["identity"].clone();
+        let facts = &result.facts;
+        assert_eq!(facts.get("smb.smb1_accepted").unwrap().value, Value::Bool(smb1), "{}", host.name);
+        assert_eq!(theirs["smb1_accepted"], json!(smb1), "{}: impacket disagrees with the profile", host.name);
+        assert_eq!(text(facts, "ntlm.nb_computer_name").as_deref(), Some(netbios), "{}", host.name);
+        assert_eq!(text(facts, "ntlm.nb_computer_name").as_deref(), theirs["server_name"].as_str(), "{}", host.name);
+        assert_eq!(text(facts, "ntlm.dns_computer_name").as_deref(), theirs["server_dns_host"].as_str(), "{}", host.name);
+        assert_eq!(text(facts, "ntlm.dns_domain_name").as_deref(), theirs["server_dns_domain"].as_str(), "{}", host.name);
+        // impacket keeps the NetBIOS domain only when it differs from the computer name.
+        let domain = theirs["server_domain"].as_str().filter(|d| !d.is_empty()).unwrap_or(netbios);
+        assert_eq!(text(facts, "ntlm.nb_domain_name").as_deref(), Some(domain), "{}", host.name);
+        let version = format!("{}.{}.{}", theirs["os_major"], theirs["os_minor"], theirs["os_build"]);
+        assert_eq!(text(facts, "ntlm.os_version"), Some(version), "{}", host.name);
+    }
+    assert!(smb1_hosts >= 1, "no lab host accepts SMB1: the probe's yes is untested");
+}
+
+/// The version of a 100 MiB file whose version resource is at its end costs a few reads;
+/// a file with no version resource and a missing file are answers, not errors.
+#[test]
+fn large_file_version_costs_a_few_kilobytes() {
+    let creds = lab_credentials();
+    let credential = creds.get(DEFAULT_ENTRY).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut s = session("127.0.0.13", credential).await;
+        let read = s.file_version("C$", r"ExsweepLab\large-100mib.dll").await.unwrap().expect("large file");
+        assert!(read.size > 100 * 1024 * 1024, "{}", read.size);
+        let version = read.pe.version.as_ref().and_then(|v| v.fixed).expect("a version");
+        assert_eq!(version.file_version.to_string(), "6.0.6620.15");
+        let resource = read.pe.resource.expect("resource location");
+        assert!(resource.offset > 100 * 1024 * 1024, "version resource not at the end: {resource:?}");
+        assert!(read.bytes_read <= 16 * 1024, "{} bytes read", read.bytes_read);
+        assert!(read.reads <= 4, "{} reads", read.reads);
+        eprintln!(
+            "large file: {} bytes, version at offset {}, {} bytes read in {} reads",
+            read.size, resource.offset, read.bytes_read, read.reads
+        );
+        // Case-insensitive on the share, as on Windows.
+        let store = s.file_version("c$", r"program files\exchsrvr\BIN\STORE.EXE").await.unwrap().expect("store.exe");
+        assert_eq!(store.pe.version.and_then(|v| v.fixed).unwrap().file_version.to_string(), "6.0.6620.15");
+        assert!(s.file_version("C$", r"ExsweepLab\missing.dll").await.unwrap().is_none());
+        s.close().await;
+
+        let mut s = session("127.0.0.11", credential).await;
+        let none = s.file_version("C$", r"ExsweepLab\noversion.exe").await.unwrap().expect("noversion.exe");
+        assert_eq!(none.pe.version, None);
+        assert!(matches!(
+            s.file_version("Z$", r"x.dll").await,
+            Err(exsweep::transport::TransportError::NoShare(_))
+        ));
+        s.close().await;
+    });
 }

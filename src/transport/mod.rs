@@ -49,6 +49,9 @@ pub enum TransportError {
         addr: String,
         source: std::io::Error,
     },
+    /// A service that failed to open earlier in the session; not tried again.
+    #[error("{reason}")]
+    Earlier { kind: FailureKind, reason: String },
     #[error("the host has no share {0}")]
     NoShare(String),
     #[error("{0:?} is not a drive path (X:\\...)")]
@@ -86,6 +89,7 @@ impl TransportError {
                 FailureKind::AccessDenied
             }
             TransportError::Timeout(_) => FailureKind::Timeout,
+            TransportError::Earlier { kind, .. } => *kind,
             TransportError::Io { source, .. } if source.kind() == std::io::ErrorKind::TimedOut => FailureKind::Timeout,
             TransportError::Io { .. } => FailureKind::Unreachable,
             TransportError::Decode { .. }

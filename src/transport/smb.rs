@@ -32,6 +32,7 @@ use smb2::types::status::NtStatus;
 use smb2::types::{Command, FileId, OplockLevel, TreeId};
 
 use super::TransportError;
+use crate::facts::FailureKind;
 use crate::credentials::Credential;
 
 /// Largest single pipe message we accept. An RPC fragment is at most 4280 bytes; a peer that
@@ -80,15 +81,23 @@ struct RpcPipe {
     max_xmit: u16,
 }
 
+/// The remote registry once opened: its pipe and the HKLM handle.
+#[derive(Debug, Clone, Copy)]
+struct Winreg {
+    pipe: RpcPipe,
+    hklm: KeyHandle,
+}
+
 /// An authenticated SMB session to one host: remote registry, service list, file versions.
+/// Each service is opened on first use and a refusal is remembered, so an account that may
+/// not read the registry still gets the files and services it may read.
 pub struct SmbSession {
     client: smb2::SmbClient,
     ipc: TreeId,
-    winreg: RpcPipe,
+    winreg: Option<Result<Winreg, (FailureKind, String)>>,
     /// Opened on first use: hosts whose checks name no service never open it.
     svcctl: Option<RpcPipe>,
     call_id: u32,
-    hklm: KeyHandle,
     /// Keys opened so far, by normalized lowercase path; `None` = does not exist.
     keys: HashMap<String, Option<KeyHandle>>,
     /// Disk shares connected so far, by uppercase name.
@@ -183,13 +192,9 @@ impl SmbSession {
         let mut session = SmbSession {
             client,
             ipc: TreeId(0),
-            winreg: RpcPipe {
-                file: FileId { persistent: 0, volatile: 0 },
-                max_xmit: dcerpc::MAX_FRAGMENT,
-            },
+            winreg: None,
             svcctl: None,
             call_id: 0,
-            hklm: KeyHandle([0; 20]),
             keys: HashMap::new(),
             shares: HashMap::new(),
             max_read,
@@ -197,8 +202,6 @@ impl SmbSession {
             stats: Stats::default(),
         };
         session.ipc = session.tree_connect(r"IPC$").await?;
-        session.winreg = session.open_rpc_pipe("winreg", winreg::WINREG_SYNTAX).await?;
-        session.hklm = session.open_local_machine().await?;
         Ok(session)
     }
 
@@ -411,9 +414,33 @@ impl SmbSession {
         }
     }
 
+    /// The registry, opened (pipe, bind, OpenLocalMachine) on first use; a failure to open
+    /// it is kept and returned again without another attempt.
+    async fn winreg(&mut self) -> Result<Winreg, TransportError> {
+        match &self.winreg {
+            Some(Ok(w)) => return Ok(*w),
+            Some(Err((kind, reason))) => {
+                return Err(TransportError::Earlier {
+                    kind: *kind,
+                    reason: reason.clone(),
+                })
+            }
+            None => {}
+        }
+        let opened = async {
+            let pipe = self.open_rpc_pipe("winreg", winreg::WINREG_SYNTAX).await?;
+            let hklm = self.open_local_machine(pipe).await?;
+            Ok(Winreg { pipe, hklm })
+        }
+        .await;
+        self.winreg = Some(opened.as_ref().map(|w| *w).map_err(|e: &TransportError| (e.kind(), e.to_string())));
+        opened
+    }
+
     /// One winreg call.
     async fn call(&mut self, opnum: u16, stub: &[u8]) -> Result<Vec<u8>, TransportError> {
-        self.call_on(self.winreg, opnum, stub).await
+        let pipe = self.winreg().await?.pipe;
+        self.call_on(pipe, opnum, stub).await
     }
 
     /// One RPC call: request fragments out, response fragments reassembled.
@@ -450,9 +477,9 @@ impl SmbSession {
         }
     }
 
-    async fn open_local_machine(&mut self) -> Result<KeyHandle, TransportError> {
+    async fn open_local_machine(&mut self, pipe: RpcPipe) -> Result<KeyHandle, TransportError> {
         let stub = self
-            .call(winreg::OPNUM_OPEN_LOCAL_MACHINE, &winreg::encode_open_local_machine(KEY_READ))
+            .call_on(pipe, winreg::OPNUM_OPEN_LOCAL_MACHINE, &winreg::encode_open_local_machine(KEY_READ))
             .await?;
         let resp = winreg::decode_open_key_response(&stub).map_err(|source| TransportError::Decode {
             what: "OpenLocalMachine response",
@@ -470,14 +497,15 @@ impl SmbSession {
     /// Opens `HKLM\...` (cached for the session). `Ok(None)` when the key does not exist.
     async fn open(&mut self, path: &str) -> Result<Option<KeyHandle>, TransportError> {
         let sub = hklm_subkey(path)?;
+        let hklm = self.winreg().await?.hklm;
         if sub.is_empty() {
-            return Ok(Some(self.hklm));
+            return Ok(Some(hklm));
         }
         let cache_key = sub.to_ascii_lowercase();
         if let Some(known) = self.keys.get(&cache_key) {
             return Ok(*known);
         }
-        let stub = winreg::encode_open_key(&self.hklm, sub, KEY_READ);
+        let stub = winreg::encode_open_key(&hklm, sub, KEY_READ);
         let answer = self.call(winreg::OPNUM_OPEN_KEY, &stub).await?;
         let resp = winreg::decode_open_key_response(&answer).map_err(|source| TransportError::Decode {
             what: "BaseRegOpenKey response",
@@ -633,14 +661,17 @@ impl SmbSession {
     /// Closes every key handle, the pipe and the tree, and logs off; dropping the client then
     /// closes the socket. Best effort: the host has already given what it will give.
     pub async fn close(mut self) {
-        let handles: Vec<KeyHandle> = self.keys.drain().filter_map(|(_, h)| h).collect();
-        for h in handles.into_iter().chain(std::iter::once(self.hklm)) {
-            if self.call(winreg::OPNUM_CLOSE_KEY, &winreg::encode_close_key(&h)).await.is_err() {
-                break;
+        let mut pipes = Vec::new();
+        if let Some(Ok(registry)) = self.winreg {
+            let handles: Vec<KeyHandle> = self.keys.drain().filter_map(|(_, h)| h).collect();
+            for h in handles.into_iter().chain(std::iter::once(registry.hklm)) {
+                if self.call(winreg::OPNUM_CLOSE_KEY, &winreg::encode_close_key(&h)).await.is_err() {
+                    break;
+                }
             }
+            pipes.push(registry.pipe.file);
         }
         let tree = Some(self.ipc);
-        let mut pipes = vec![self.winreg.file];
         if let Some(svcctl) = self.svcctl {
             pipes.push(svcctl.file);
         }
