@@ -11,7 +11,9 @@ pub mod identity;
 pub mod services;
 
 use std::collections::BTreeSet;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use tracing::debug;
 
 use crate::facts::{
     registry_fact_name, registry_key_fact_name, Failure, FailureKind, Fact, HostFacts, RegistryValue, Source, Transport,
@@ -180,6 +182,7 @@ pub async fn collect_smb(session: &mut SmbSession, plan: &Plan, facts: &mut Host
         smb_source("negotiate"),
     ));
 
+    let started = Instant::now();
     let mut lost: Option<Failure> = None;
     for (path, value) in &plan.registry_values {
         let source = Source {
@@ -229,6 +232,7 @@ pub async fn collect_smb(session: &mut SmbSession, plan: &Plan, facts: &mut Host
     }
     derive_exchange_setup(facts);
     services::derive_from_registry(&plan.services, facts);
+    debug!(phase = "registry", ms = started.elapsed().as_millis() as u64, "phase done");
 
     if let Some(f) = lost {
         // Nothing more can be read over this session; say so for the rest of the plan.
@@ -242,16 +246,22 @@ pub async fn collect_smb(session: &mut SmbSession, plan: &Plan, facts: &mut Host
         derive_identity(facts);
         return;
     }
+    let phase = Instant::now();
     if plan.update_indicators {
         hotfix::collect(session, facts).await;
     }
+    debug!(phase = "hotfixes", ms = phase.elapsed().as_millis() as u64, "phase done");
+    let phase = Instant::now();
     let mut templates: Vec<String> = files::identity_files(facts).into_iter().map(str::to_owned).collect();
     templates.extend(plan.files.iter().filter(|t| !templates.contains(t)).cloned().collect::<Vec<_>>());
     let lost = files::collect(session, &templates, facts).await;
     derive_identity(facts);
+    debug!(phase = "files", ms = phase.elapsed().as_millis() as u64, "phase done");
+    let phase = Instant::now();
     if lost.is_none() {
         services::collect_states(session, &plan.services, facts).await;
     }
+    debug!(phase = "services", ms = phase.elapsed().as_millis() as u64, "phase done");
 }
 
 /// The identity facts worked out from what was read; safe to run again after more reads.
@@ -264,6 +274,7 @@ pub fn derive_identity(facts: &mut HostFacts) {
 /// The unauthenticated probes, on connections of their own: `smb.smb1_accepted` and the
 /// NTLM CHALLENGE's `ntlm.*` facts.
 pub async fn collect_probes(addr: &str, timeout: Duration, facts: &mut HostFacts) {
+    let phase = Instant::now();
     let smb1 = match probe::probe_smb1(addr, timeout).await {
         Ok(Smb1Probe::Accepted { .. }) => (Value::Bool(true), "SMB1 NEGOTIATE answered with NT LM 0.12".to_owned()),
         Ok(Smb1Probe::Refused(how)) => (Value::Bool(false), how),
@@ -294,6 +305,7 @@ pub async fn collect_probes(addr: &str, timeout: Duration, facts: &mut HostFacts
         }
         Err(e) => facts.insert(Fact::new("ntlm.target_name", Value::Unavailable(failure(&e)), smb_source(FROM))),
     }
+    debug!(phase = "probes", ms = phase.elapsed().as_millis() as u64, "phase done");
 }
 
 #[cfg(test)]
