@@ -566,3 +566,43 @@ fn large_file_version_costs_a_few_kilobytes() {
         s.close().await;
     });
 }
+
+/// A file named by a `%ProgramFiles%` template is found through the registry's
+/// `ProgramFilesDir`, and the hotfix inventory carries each update's `Filelist`.
+#[test]
+fn path_templates_and_hotfix_filelists_on_a_real_host() {
+    use exsweep::collect::{collect_smb, Plan};
+    let creds = lab_credentials();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let facts = rt.block_on(async {
+        let mut s = session("127.0.0.13", creds.get(DEFAULT_ENTRY).unwrap()).await;
+        let mut plan = Plan::for_roles(&[], &Catalog::default());
+        plan.files = vec![r"%ProgramFiles%\Exchsrvr\bin\cdoex.dll".into(), r"%Bogus%\x.dll".into()];
+        let mut facts = HostFacts::default();
+        collect_smb(&mut s, &plan, &mut facts).await;
+        s.close().await;
+        facts
+    });
+    let cdoex = facts.get(r"file.%ProgramFiles%\Exchsrvr\bin\cdoex.dll.version").expect("cdoex fact");
+    assert_eq!(cdoex.value, Value::Text("6.0.6619.12".into()));
+    assert_eq!(cdoex.source.path, r"C:\Program Files\Exchsrvr\bin\cdoex.dll");
+    match &facts.get(r"file.%Bogus%\x.dll.version").unwrap().value {
+        Value::Unavailable(f) => assert!(f.reason.contains("%Bogus%"), "{f:?}"),
+        other => panic!("{other:?}"),
+    }
+    // exbe-full's MS07-026 update lists its files (registry.reg, Updates\...\KB931832\Filelist).
+    match &facts.get("hotfix.KB931832.files").expect("filelist").value {
+        Value::List(files) => assert!(
+            files.iter().any(|f| f == r"C:\Program Files\Exchsrvr\bin\cdoex.dll 6.0.6619.12"),
+            "{files:?}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    match &facts.get("hotfix.installed").unwrap().value {
+        Value::List(ids) => {
+            assert!(ids.contains(&"KB870540".to_owned()) && ids.contains(&"KB976703".to_owned()), "{ids:?}");
+            assert!(ids.windows(2).all(|w| w[0] < w[1]), "not sorted and unique: {ids:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
