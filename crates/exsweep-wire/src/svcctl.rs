@@ -151,7 +151,8 @@ pub fn encode_handle_only(handle: &ScHandle) -> Vec<u8> {
     handle.0.to_vec()
 }
 
-/// REnumServicesStatusW with room for `buffer_len` bytes, continuing at `resume` if given.
+/// REnumServicesStatusW with room for `buffer_len` bytes, continuing at `resume`; `None` sends
+/// a null resume pointer (one call, no continuation).
 pub fn encode_enum_services_status(
     scm: &ScHandle,
     service_type: u32,
@@ -164,7 +165,7 @@ pub fn encode_enum_services_status(
     w.u32(service_type);
     w.u32(state);
     w.u32(buffer_len.min(MAX_ENUM_BUFFER));
-    w.dword_pointer(Some(resume.unwrap_or(0)));
+    w.dword_pointer(resume);
     w.into_bytes()
 }
 
