@@ -33,7 +33,7 @@ struct Cli {
 enum Command {
     /// Scan the hosts of an inventory and write reports.
     Scan(ScanArgs),
-    /// Inspect the baselines.
+    /// Inspect and check the catalog (baselines and bulletins).
     Catalog {
         #[command(subcommand)]
         command: CatalogCommand,
@@ -42,12 +42,21 @@ enum Command {
 
 #[derive(Subcommand)]
 enum CatalogCommand {
-    /// List baselines and their checks.
-    List {
-        /// Baselines folder instead of the built-in one.
-        #[arg(long)]
-        baselines: Option<PathBuf>,
-    },
+    /// List baselines, checks, bulletins and CVEs, with counts.
+    List(CatalogArgs),
+    /// Check the catalog: it parses, ids are unique, references resolve, every check and
+    /// bulletin names its source, the catalog has a version and a date. Exit 1 on problems.
+    Lint(CatalogArgs),
+}
+
+#[derive(Args)]
+struct CatalogArgs {
+    /// Baselines folder instead of the built-in one.
+    #[arg(long)]
+    baselines: Option<PathBuf>,
+    /// Bulletins folder instead of the built-in one.
+    #[arg(long)]
+    bulletins: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -62,6 +71,12 @@ struct ScanArgs {
     /// Baselines folder instead of the built-in one.
     #[arg(long)]
     baselines: Option<PathBuf>,
+    /// Bulletins folder instead of the built-in one.
+    #[arg(long)]
+    bulletins: Option<PathBuf>,
+    /// Warn when the catalog's date is older than this many days.
+    #[arg(long, default_value_t = 90)]
+    max_catalog_age: u32,
     /// Output folder [default: reports/<run id>].
     #[arg(long)]
     out: Option<PathBuf>,
@@ -94,8 +109,11 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Scan(args) => run_scan(args),
         Command::Catalog {
-            command: CatalogCommand::List { baselines },
-        } => catalog_list(baselines.as_deref()).map(|()| ExitCode::SUCCESS),
+            command: CatalogCommand::List(args),
+        } => catalog_list(&args).map(|()| ExitCode::SUCCESS),
+        Command::Catalog {
+            command: CatalogCommand::Lint(args),
+        } => catalog_lint(&args),
     };
     match outcome {
         Ok(code) => code,
@@ -120,18 +138,25 @@ fn init_logging(verbose: u8) {
         .init();
 }
 
-fn load_catalog(dir: Option<&Path>) -> Result<Catalog> {
-    match dir {
-        Some(d) => Catalog::load_dir(d).context("loading baselines"),
-        None => Catalog::builtin().context("loading built-in baselines"),
+fn load_catalog(baselines: Option<&Path>, bulletins: Option<&Path>) -> Result<Catalog> {
+    Catalog::load_with_builtin(baselines, bulletins).context("loading the catalog")
+}
+
+/// `version 2026.11.28 (2026-11-28)`, or why there is none.
+fn catalog_label(catalog: &Catalog) -> String {
+    match &catalog.info {
+        Some(i) => format!("version {} ({})", i.version, i.date),
+        None => "without version or date (no catalog.toml)".into(),
     }
 }
 
-fn catalog_list(dir: Option<&Path>) -> Result<()> {
-    let catalog = load_catalog(dir)?;
+fn catalog_list(args: &CatalogArgs) -> Result<()> {
+    let catalog = load_catalog(args.baselines.as_deref(), args.bulletins.as_deref())?;
+    println!("catalog {}", catalog_label(&catalog));
     for b in &catalog.baselines {
+        let extends = if b.extends.is_empty() { String::new() } else { format!("\textends {}", b.extends.join(";")) };
         println!(
-            "{}\t{}\tversion {}\t{} checks\troles {}",
+            "baseline\t{}\t{}\tversion {}\t{} checks\troles {}{extends}",
             b.id,
             b.title,
             b.version,
@@ -139,8 +164,58 @@ fn catalog_list(dir: Option<&Path>) -> Result<()> {
             b.roles.join(";")
         );
     }
-    println!("{} baselines, {} checks", catalog.baselines.len(), catalog.checks.len());
+    for c in &catalog.checks {
+        println!("check\t{}\t{}\t{}\t{}", c.id, c.severity.as_str(), c.baseline, c.title);
+    }
+    for b in &catalog.bulletins {
+        println!("bulletin\t{}\t{}\t{}\t{}", b.id, b.kb, b.severity.as_str(), b.title);
+    }
+    for c in &catalog.cves {
+        println!("cve\t{}\t{}\t{}\t{}", c.id, c.severity.as_str(), c.fixed_by.join(";"), c.title);
+    }
+    println!(
+        "{} baselines, {} checks, {} bulletins, {} CVEs",
+        catalog.baselines.len(),
+        catalog.checks.len(),
+        catalog.bulletins.len(),
+        catalog.cves.len()
+    );
     Ok(())
+}
+
+fn catalog_lint(args: &CatalogArgs) -> Result<ExitCode> {
+    let catalog = load_catalog(args.baselines.as_deref(), args.bulletins.as_deref())?;
+    let problems = catalog.lint();
+    for p in &problems {
+        println!("{p}");
+    }
+    println!(
+        "catalog {}: {} baselines, {} checks, {} bulletins, {} CVEs, {} problems",
+        catalog_label(&catalog),
+        catalog.baselines.len(),
+        catalog.checks.len(),
+        catalog.bulletins.len(),
+        catalog.cves.len(),
+        problems.len()
+    );
+    Ok(if problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// A warning on stderr when the catalog is older than `max_days`.
+fn warn_if_old(catalog: &Catalog, max_days: u32) {
+    let Some(info) = &catalog.info else {
+        eprintln!("exsweep: warning: the catalog has no date (no catalog.toml); its age cannot be judged");
+        return;
+    };
+    if let Some(day) = exsweep::timefmt::parse_date(&info.date) {
+        let age = exsweep::timefmt::today() - day;
+        if age > i64::from(max_days) {
+            eprintln!(
+                "exsweep: warning: the catalog is {age} days old (dated {}); bulletins and builds released since are not judged (--max-catalog-age {max_days})",
+                info.date
+            );
+        }
+    }
 }
 
 fn run_scan(args: ScanArgs) -> Result<ExitCode> {
@@ -158,7 +233,9 @@ fn run_scan(args: ScanArgs) -> Result<ExitCode> {
             );
         }
     }
-    let catalog = load_catalog(args.baselines.as_deref())?;
+    let catalog = load_catalog(args.baselines.as_deref(), args.bulletins.as_deref())?;
+    eprintln!("exsweep: catalog {}", catalog_label(&catalog));
+    warn_if_old(&catalog, args.max_catalog_age);
     if !(1..=4096).contains(&args.concurrency) || !(1..=86_400).contains(&args.timeout) {
         bail!("--concurrency must be 1..=4096 and --timeout 1..=86400 seconds");
     }
@@ -187,6 +264,8 @@ fn run_scan(args: ScanArgs) -> Result<ExitCode> {
                 checks: b.checks,
             })
             .collect(),
+        catalog_version: catalog.info.as_ref().map(|i| i.version.clone()).unwrap_or_default(),
+        catalog_date: catalog.info.as_ref().map(|i| i.date.clone()).unwrap_or_default(),
     };
     let mut writers: Vec<Box<dyn ReportWriter>> = Vec::new();
     let mut formats = args.format.clone();
@@ -268,8 +347,14 @@ fn run_scan(args: ScanArgs) -> Result<ExitCode> {
         update_latest_link(&out);
     }
     eprintln!(
-        "exsweep: run {run_id}: {} hosts ({} not scanned), {} findings: {} pass, {} fail, {} unknown",
-        summary.hosts, summary.hosts_failed, summary.findings, summary.pass, summary.fail, summary.unknown
+        "exsweep: run {run_id}: {} hosts ({} not scanned), {} findings: {} pass, {} fail, {} not applicable, {} unknown",
+        summary.hosts,
+        summary.hosts_failed,
+        summary.findings,
+        summary.pass,
+        summary.fail,
+        summary.not_applicable,
+        summary.unknown
     );
     for p in written {
         println!("{}", p.display());

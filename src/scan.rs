@@ -153,7 +153,7 @@ async fn scan_one(
         Ok((mut session, deadline)) => {
             let addr = socket_addr(&host.address, host.smb_port);
             let work = async {
-                collect_smb(&mut session, &plan, &mut facts).await;
+                collect_smb(&mut session, &plan, catalog, &mut facts).await;
                 if plan.probes {
                     collect_probes(&addr, host_timeout, &mut facts).await;
                 }

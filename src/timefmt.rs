@@ -56,9 +56,40 @@ fn civil(secs: u64) -> (i64, u32, u32, u32, u32, u32) {
     )
 }
 
+/// Days since 1970-01-01 of a `YYYY-MM-DD` date, or `None` when it is not one.
+pub fn parse_date(text: &str) -> Option<i64> {
+    let mut parts = text.trim().split('-');
+    let (y, m, d): (i64, u32, u32) = (parts.next()?.parse().ok()?, parts.next()?.parse().ok()?, parts.next()?.parse().ok()?);
+    if parts.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&d) || !(1970..=9999).contains(&y) {
+        return None;
+    }
+    // Days from civil (Howard Hinnant's algorithm), the inverse of `civil` above.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = i64::from((m + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some(era * 146_097 + doe - 719_468)
+}
+
+/// Today as days since 1970-01-01.
+pub fn today() -> i64 {
+    (Timestamp::now().0.as_secs() / 86_400) as i64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_parse_to_days() {
+        assert_eq!(parse_date("1970-01-01"), Some(0));
+        assert_eq!(parse_date("2026-11-28"), Some(20_785));
+        assert_eq!(parse_date("2026-13-01"), None);
+        assert_eq!(parse_date("2026-11"), None);
+        assert_eq!(parse_date("soon"), None);
+    }
 
     #[test]
     fn formats_known_instants() {

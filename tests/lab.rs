@@ -579,7 +579,7 @@ fn path_templates_and_hotfix_filelists_on_a_real_host() {
         let mut plan = Plan::for_roles(&[], &Catalog::default());
         plan.files = vec![r"%ProgramFiles%\Exchsrvr\bin\cdoex.dll".into(), r"%Bogus%\x.dll".into()];
         let mut facts = HostFacts::default();
-        collect_smb(&mut s, &plan, &mut facts).await;
+        collect_smb(&mut s, &plan, &Catalog::default(), &mut facts).await;
         s.close().await;
         facts
     });

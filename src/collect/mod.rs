@@ -19,6 +19,7 @@ use crate::facts::{
     registry_fact_name, registry_key_fact_name, Failure, FailureKind, Fact, HostFacts, RegistryValue, Source, Transport,
     Value,
 };
+use crate::rules::bulletins;
 use crate::rules::{Catalog, Probe};
 use crate::timefmt::Timestamp;
 use crate::transport::probe::{self, Smb1Probe};
@@ -71,8 +72,9 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The identity reads plus every registry value, service and file named by a check for
-    /// these roles.
+    /// The identity reads plus every registry value, key, service and file named by a check
+    /// for these roles or by a bulletin's conditions. The bulletins' fixed files are added per
+    /// host once its products are known ([`collect_smb`]).
     pub fn for_roles(roles: &[String], catalog: &Catalog) -> Plan {
         let mut values: BTreeSet<(String, String)> = IDENTITY_VALUES
             .iter()
@@ -80,8 +82,10 @@ impl Plan {
             .collect();
         let mut keys = BTreeSet::new();
         let mut services = BTreeSet::new();
-        for (check, _) in catalog.checks_for(roles) {
-            match &check.probe {
+        let mut files: Vec<String> = Vec::new();
+        let check_probes = catalog.checks_for(roles).flat_map(|(check, _)| check.condition.probes());
+        for probe in check_probes.chain(bulletins::probes(&catalog.bulletins)) {
+            match probe {
                 Probe::Registry { path, value } => {
                     if let Some(name) = services::service_of_registry_check(path, value) {
                         services.insert(name);
@@ -91,6 +95,15 @@ impl Plan {
                 Probe::RegistryKey { path } => {
                     keys.insert(path.clone());
                 }
+                Probe::Service { name, .. } => {
+                    services.insert(name.clone());
+                }
+                Probe::File { path, .. } => {
+                    if !files.iter().any(|f| f.eq_ignore_ascii_case(path)) {
+                        files.push(path.clone());
+                    }
+                }
+                Probe::Fact(_) => {}
             }
         }
         for name in &services {
@@ -103,7 +116,7 @@ impl Plan {
             registry_keys: keys.into_iter().collect(),
             update_indicators: true,
             services: services.into_iter().collect(),
-            files: Vec::new(),
+            files,
             probes: true,
         }
     }
@@ -173,7 +186,7 @@ fn derived_text(name: &str, text: &str, from: &str, read_at: Timestamp) -> Fact 
 
 /// Reads the plan over an SMB session into `facts`. Each fact is inserted as soon as it is
 /// read, so a caller that cuts this short at a deadline keeps what was collected.
-pub async fn collect_smb(session: &mut SmbSession, plan: &Plan, facts: &mut HostFacts) {
+pub async fn collect_smb(session: &mut SmbSession, plan: &Plan, catalog: &Catalog, facts: &mut HostFacts) {
     let now = Timestamp::now();
     facts.insert(derived_text("smb.dialect", &session.info.dialect, "negotiate", now));
     facts.insert(Fact::new(
@@ -253,7 +266,11 @@ pub async fn collect_smb(session: &mut SmbSession, plan: &Plan, facts: &mut Host
     debug!(phase = "hotfixes", ms = phase.elapsed().as_millis() as u64, "phase done");
     let phase = Instant::now();
     let mut templates: Vec<String> = files::identity_files(facts).into_iter().map(str::to_owned).collect();
-    templates.extend(plan.files.iter().filter(|t| !templates.contains(t)).cloned().collect::<Vec<_>>());
+    for t in plan.files.iter().cloned().chain(bulletins::files_for_host(&catalog.bulletins, facts)) {
+        if !templates.iter().any(|known| known.eq_ignore_ascii_case(&t)) {
+            templates.push(t);
+        }
+    }
     let lost = files::collect(session, &templates, facts).await;
     derive_identity(facts);
     debug!(phase = "files", ms = phase.elapsed().as_millis() as u64, "phase done");

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use super::{commit, create_partial, HostReport, ReportWriter, RunInfo, Summary};
 
 /// The columns, in order. Stable: new columns are only ever appended.
-pub const CSV_COLUMNS: [&str; 12] = [
+pub const CSV_COLUMNS: [&str; 13] = [
     "run_id",
     "host",
     "address",
@@ -20,6 +20,7 @@ pub const CSV_COLUMNS: [&str; 12] = [
     "observed",
     "evidence",
     "collected_at",
+    "verdict",
 ];
 
 pub struct CsvReport {
@@ -76,6 +77,7 @@ impl ReportWriter for CsvReport {
                     &defuse(&f.observed),
                     &defuse(&f.evidence),
                     collected_at.as_str(),
+                    f.verdict.as_str(),
                 ])
                 .map_err(io)?;
         }

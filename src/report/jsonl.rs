@@ -81,6 +81,8 @@ struct FindingRecord<'a> {
     observed: &'a str,
     evidence: &'a str,
     collected_at: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    verdict: &'a str,
 }
 
 #[derive(Serialize)]
@@ -146,6 +148,7 @@ impl ReportWriter for JsonlReport {
                     observed: &f.observed,
                     evidence: &f.evidence,
                     collected_at: &started_at,
+                    verdict: &f.verdict,
                 },
             })?;
         }

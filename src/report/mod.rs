@@ -51,6 +51,9 @@ pub struct RunInfo {
     pub concurrency: usize,
     pub timeout_secs: u64,
     pub baselines: Vec<BaselineInfo>,
+    /// The catalog's version and date (`bulletins/catalog.toml`); empty when it has none.
+    pub catalog_version: String,
+    pub catalog_date: String,
 }
 
 #[derive(Debug, Clone, Serialize)]

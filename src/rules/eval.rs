@@ -1,15 +1,19 @@
-//! Judging one host's facts against the checks that apply to its roles. Pure: no I/O.
+//! Judging one host's facts: the checks of its roles and the bulletins and CVEs that concern
+//! its products, each a finding. Pure (facts + catalog → findings); a fleet is judged in
+//! parallel with rayon.
 
-use exsweep_wire::regvalue::RegData;
+use rayon::prelude::*;
 
-use crate::facts::{HostFacts, Value};
-use crate::rules::{Catalog, Check, Expect, Probe, Scalar, Severity};
+use super::bulletins::{self, Verdict};
+use super::condition::{judge_condition, Truth};
+use crate::facts::HostFacts;
+use crate::rules::{Catalog, Check, Severity};
 
 /// The row every host gets, so that a host with no applicable check, or one that could not
 /// be reached, still appears in every report.
 pub const COLLECT_CHECK_ID: &str = "EXSWEEP-COLLECT";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Status {
     Pass,
     Fail,
@@ -28,49 +32,98 @@ impl Status {
     }
 }
 
-/// One check's verdict on one host, before run and host details are attached.
+impl From<Verdict> for Status {
+    fn from(v: Verdict) -> Status {
+        match v {
+            Verdict::Installed | Verdict::Superseded => Status::Pass,
+            Verdict::Missing | Verdict::Mismatch | Verdict::ConfigRequired => Status::Fail,
+            Verdict::NotApplicable => Status::NotApplicable,
+            Verdict::Unknown => Status::Unknown,
+        }
+    }
+}
+
+/// One check's or bulletin's verdict on one host, before run and host details are attached.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
+    /// The check id, the bulletin id (`MS05-021`) or the CVE id.
     pub check_id: String,
     pub title: String,
     pub severity: Severity,
     pub role: String,
     pub status: Status,
+    /// For bulletins and CVEs: `installed`, `superseded`, `missing`, `mismatch`,
+    /// `config-required`, `not-applicable`, `unknown`. Empty for checks.
+    pub verdict: String,
     pub expected: String,
     pub observed: String,
     pub evidence: String,
 }
 
+fn collect_row(roles: &[String], facts: &HostFacts) -> Finding {
+    let (status, observed, evidence) = match &facts.host_failure {
+        None => (Status::Pass, format!("{} facts", facts.len()), String::new()),
+        Some(f) => (Status::Unknown, f.kind.as_str().to_owned(), f.reason.clone()),
+    };
+    Finding {
+        check_id: COLLECT_CHECK_ID.into(),
+        title: "Host facts collected".into(),
+        severity: Severity::Info,
+        role: roles.first().cloned().unwrap_or_default(),
+        status,
+        verdict: String::new(),
+        expected: "host reachable, logon accepted".into(),
+        observed,
+        evidence,
+    }
+}
+
 /// All findings for one host: the collection row first, then each applicable check in
-/// catalog order.
+/// catalog order, then the bulletins and CVEs that concern the host's products.
 pub fn evaluate_host(roles: &[String], facts: &HostFacts, catalog: &Catalog) -> Vec<Finding> {
-    let mut out = Vec::new();
-    out.push(match &facts.host_failure {
-        None => Finding {
-            check_id: COLLECT_CHECK_ID.into(),
-            title: "Host facts collected".into(),
-            severity: Severity::Info,
-            role: roles.first().cloned().unwrap_or_default(),
-            status: Status::Pass,
-            expected: "host reachable, logon accepted".into(),
-            observed: format!("{} facts", facts.len()),
-            evidence: String::new(),
-        },
-        Some(f) => Finding {
-            check_id: COLLECT_CHECK_ID.into(),
-            title: "Host facts collected".into(),
-            severity: Severity::Info,
-            role: roles.first().cloned().unwrap_or_default(),
-            status: Status::Unknown,
-            expected: "host reachable, logon accepted".into(),
-            observed: f.kind.as_str().into(),
-            evidence: f.reason.clone(),
-        },
-    });
+    let mut out = vec![collect_row(roles, facts)];
     for (check, role) in catalog.checks_for(roles) {
         out.push(evaluate_check(check, role, facts));
     }
+    if facts.host_failure.is_some() {
+        // Nothing is known of the host's products: no bulletin rows, the collection row says why.
+        return out;
+    }
+    let role = roles.first().cloned().unwrap_or_default();
+    for (bulletin, judged) in bulletins::judge_bulletins(&catalog.bulletins, facts) {
+        out.push(Finding {
+            check_id: bulletin.id.clone(),
+            title: if bulletin.kb.is_empty() { bulletin.title.clone() } else { format!("{} ({})", bulletin.title, bulletin.kb) },
+            severity: bulletin.severity,
+            role: role.clone(),
+            status: judged.verdict.into(),
+            verdict: judged.verdict.as_str().into(),
+            expected: judged.expected,
+            observed: judged.observed,
+            evidence: judged.evidence,
+        });
+    }
+    let table = bulletins::build_table();
+    for cve in catalog.cves.iter().filter(|c| bulletins::cve_concerns_host(c, facts)) {
+        let judged = bulletins::judge_cve(cve, facts, table);
+        out.push(Finding {
+            check_id: cve.id.clone(),
+            title: cve.title.clone(),
+            severity: cve.severity,
+            role: role.clone(),
+            status: judged.verdict.into(),
+            verdict: judged.verdict.as_str().into(),
+            expected: judged.expected,
+            observed: judged.observed,
+            evidence: judged.evidence,
+        });
+    }
     out
+}
+
+/// Judges many hosts at once, in parallel; the result is in the order of `hosts`.
+pub fn evaluate_fleet(hosts: &[(Vec<String>, HostFacts)], catalog: &Catalog) -> Vec<Vec<Finding>> {
+    hosts.par_iter().map(|(roles, facts)| evaluate_host(roles, facts, catalog)).collect()
 }
 
 fn evaluate_check(check: &Check, role: &str, facts: &HostFacts) -> Finding {
@@ -80,7 +133,8 @@ fn evaluate_check(check: &Check, role: &str, facts: &HostFacts) -> Finding {
         severity: check.severity,
         role: role.to_owned(),
         status: Status::Unknown,
-        expected: check.expect.to_string(),
+        verdict: String::new(),
+        expected: check.condition.expected(),
         observed: String::new(),
         evidence: String::new(),
     };
@@ -88,203 +142,23 @@ fn evaluate_check(check: &Check, role: &str, facts: &HostFacts) -> Finding {
         finding.evidence = f.to_string();
         return finding;
     }
-    let (path, value) = match &check.probe {
-        Probe::Registry { path, value } => (path, value),
-        Probe::RegistryKey { path } => return judge_key(finding, path, facts, &check.expect),
+    let outcome = judge_condition(&check.condition, facts);
+    finding.status = match outcome.truth {
+        Truth::Pass => Status::Pass,
+        Truth::Fail => Status::Fail,
+        Truth::Unknown => Status::Unknown,
     };
-    let Some(fact) = facts.registry(path, value) else {
-        finding.evidence = format!("{path}\\{value} was not collected");
-        return finding;
-    };
-    let place = provenance(fact, &format!("{path}\\{value}"));
-    match (&fact.value, &fact.reg) {
-        (Value::Unavailable(f), _) => {
-            finding.evidence = format!("{place}: {f}");
-        }
-        (Value::Absent, _) => {
-            finding.observed = "(absent)".into();
-            finding.status = match check.expect {
-                Expect::Absent => Status::Pass,
-                _ => Status::Fail,
-            };
-            finding.evidence = format!("{place}: value or key does not exist");
-        }
-        (_, Some(data)) => {
-            finding.observed = display(data);
-            let (status, note) = judge(&check.expect, data);
-            finding.status = status;
-            finding.evidence = match note {
-                Some(n) => format!("{place} ({}): {n}", data.type_name()),
-                None => format!("{place} ({})", data.type_name()),
-            };
-        }
-        (other, None) => {
-            finding.evidence = format!("{place}: unexpected fact {other:?}");
-        }
-    }
+    finding.observed = outcome.observed.join("; ");
+    finding.evidence = outcome.evidence.join("; ");
     finding
-}
-
-/// A check on a key's existence.
-fn judge_key(mut finding: Finding, path: &str, facts: &HostFacts, expect: &Expect) -> Finding {
-    let Some(fact) = facts.get(&crate::facts::registry_key_fact_name(path)) else {
-        finding.evidence = format!("{path} was not collected");
-        return finding;
-    };
-    let place = provenance(fact, &format!("key {path}"));
-    let exists = match &fact.value {
-        Value::Bool(true) => true,
-        Value::Absent => false,
-        Value::Unavailable(f) => {
-            finding.evidence = format!("{place}: {f}");
-            return finding;
-        }
-        other => {
-            finding.evidence = format!("{place}: unexpected fact {other:?}");
-            return finding;
-        }
-    };
-    finding.observed = if exists { "key exists" } else { "(absent)" }.into();
-    finding.status = pass_if(exists == matches!(expect, Expect::Exists));
-    finding.evidence = place;
-    finding
-}
-
-/// `smb: <what> read at <time>`, the start of every piece of evidence.
-fn provenance(fact: &crate::facts::Fact, what: &str) -> String {
-    format!("{}: {what} read at {}", transport_name(fact.source.transport), fact.source.read_at)
-}
-
-fn transport_name(t: crate::facts::Transport) -> &'static str {
-    match t {
-        crate::facts::Transport::Smb => "smb",
-        crate::facts::Transport::Winrm => "winrm",
-        crate::facts::Transport::Derived => "derived",
-    }
-}
-
-/// Longest observed value shown in a report cell; the rest is summarized.
-const MAX_OBSERVED_CHARS: usize = 512;
-
-/// How an observed value is shown in reports (cut at [`MAX_OBSERVED_CHARS`]).
-pub fn display(data: &RegData) -> String {
-    let full = display_full(data);
-    if full.chars().count() <= MAX_OBSERVED_CHARS {
-        return full;
-    }
-    let head: String = full.chars().take(MAX_OBSERVED_CHARS).collect();
-    format!("{head}… ({} chars in all)", full.chars().count())
-}
-
-fn display_full(data: &RegData) -> String {
-    match data {
-        RegData::Sz(s) | RegData::ExpandSz(s) => s.clone(),
-        RegData::MultiSz(v) => v.join("; "),
-        RegData::Dword(n) | RegData::DwordBigEndian(n) => n.to_string(),
-        RegData::Qword(n) => n.to_string(),
-        RegData::None(b) | RegData::Binary(b) | RegData::Raw { bytes: b, .. } => {
-            crate::facts::hex(b)
-        }
-    }
-}
-
-/// The observed value as a comparable scalar: a number for numeric types (and for strings
-/// that hold a decimal number), text otherwise. `None` for binary data.
-fn observed_scalar(data: &RegData) -> Option<Scalar> {
-    match data {
-        RegData::Dword(n) | RegData::DwordBigEndian(n) => Some(Scalar::Int(i64::from(*n))),
-        RegData::Qword(n) => i64::try_from(*n).ok().map(Scalar::Int),
-        RegData::Sz(s) | RegData::ExpandSz(s) => Some(
-            s.trim()
-                .parse::<i64>()
-                .map_or_else(|_| Scalar::Text(s.clone()), Scalar::Int),
-        ),
-        _ => None,
-    }
-}
-
-/// Compares two scalars: numbers numerically, dotted versions field by field. Other text is
-/// only equal or not (case-insensitively, as Windows compares paths and names): it has no
-/// order a baseline could mean, so `ge`/`le` on it cannot be judged.
-fn compare(observed: &Scalar, expected: &Scalar) -> Option<std::cmp::Ordering> {
-    match (observed, expected) {
-        (Scalar::Int(a), Scalar::Int(b)) => Some(a.cmp(b)),
-        (Scalar::Text(a), Scalar::Text(b)) => match (parse_version(a), parse_version(b)) {
-            (Some(va), Some(vb)) => Some(va.cmp(&vb)),
-            _ if a.to_lowercase() == b.to_lowercase() => Some(std::cmp::Ordering::Equal),
-            _ => None,
-        },
-        (Scalar::Int(a), Scalar::Text(b)) => b.trim().parse::<i64>().ok().map(|b| a.cmp(&b)),
-        (Scalar::Text(_), Scalar::Int(_)) => None,
-    }
-}
-
-fn parse_version(s: &str) -> Option<Vec<u64>> {
-    let parts: Option<Vec<u64>> = s.trim().split('.').map(|p| p.parse().ok()).collect();
-    parts.filter(|p| p.len() >= 2)
-}
-
-/// The verdict on one registry value, and a note when it could not be judged cleanly.
-fn judge(expect: &Expect, data: &RegData) -> (Status, Option<String>) {
-    use std::cmp::Ordering::*;
-    if let RegData::MultiSz(items) = data {
-        // A list value: `eq`/`in` ask whether the list holds the value, `ne` whether it lacks it.
-        let item = |i: &String| i.trim().parse::<i64>().map_or_else(|_| Scalar::Text(i.clone()), Scalar::Int);
-        let holds = |want: &Scalar| items.iter().any(|i| compare(&item(i), want) == Some(Equal));
-        return match expect {
-            Expect::Exists => (Status::Pass, None),
-            Expect::Absent => (Status::Fail, None),
-            Expect::Eq(v) => (pass_if(holds(v)), None),
-            Expect::Ne(v) => (pass_if(!holds(v)), None),
-            Expect::In(vs) => (pass_if(vs.iter().any(holds)), None),
-            Expect::Ge(_) | Expect::Le(_) => (
-                Status::Unknown,
-                Some("a REG_MULTI_SZ value cannot be ordered".into()),
-            ),
-        };
-    }
-    let Some(observed) = observed_scalar(data) else {
-        return match expect {
-            Expect::Exists => (Status::Pass, None),
-            Expect::Absent => (Status::Fail, None),
-            _ => (
-                Status::Fail,
-                Some(format!("{} data cannot be compared with {expect}", data.type_name())),
-            ),
-        };
-    };
-    let cmp = |v: &Scalar| compare(&observed, v);
-    let mismatch = || {
-        (
-            Status::Fail,
-            Some(format!("{} {observed} is not comparable with {expect}", data.type_name())),
-        )
-    };
-    match expect {
-        Expect::Exists => (Status::Pass, None),
-        Expect::Absent => (Status::Fail, None),
-        // Text that is neither equal nor orderable is simply not equal.
-        Expect::Eq(v) => (pass_if(cmp(v) == Some(Equal)), None),
-        Expect::Ne(v) => (pass_if(cmp(v) != Some(Equal)), None),
-        Expect::Ge(v) => cmp(v).map_or_else(mismatch, |o| (pass_if(o != Less), None)),
-        Expect::Le(v) => cmp(v).map_or_else(mismatch, |o| (pass_if(o != Greater), None)),
-        Expect::In(vs) => (pass_if(vs.iter().any(|v| cmp(v) == Some(Equal))), None),
-    }
-}
-
-fn pass_if(ok: bool) -> Status {
-    if ok {
-        Status::Pass
-    } else {
-        Status::Fail
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::facts::{registry_fact_name, Fact, Failure, FailureKind, RegistryValue, Source, Transport};
+    use crate::facts::{registry_fact_name, Fact, Failure, FailureKind, RegistryValue, Source, Transport, Value};
     use crate::timefmt::Timestamp;
+    use exsweep_wire::regvalue::RegData;
     use std::path::Path;
 
     const BASELINE: &str = r#"
@@ -407,31 +281,5 @@ expect = { op = "exists" }
         assert_eq!(findings[1].observed, "(absent)");
         assert!(findings[2].evidence.contains("cannot be compared"));
         assert!(findings[4].evidence.contains("access-denied"));
-    }
-
-    #[test]
-    fn multi_string_values_are_membership_tests() {
-        let list = RegData::MultiSz(vec!["IMAP4Svc".into(), "POP3Svc".into()]);
-        assert_eq!(judge(&Expect::Eq(Scalar::Text("pop3svc".into())), &list).0, Status::Pass);
-        assert_eq!(judge(&Expect::Ne(Scalar::Text("POP3Svc".into())), &list).0, Status::Fail);
-        assert_eq!(judge(&Expect::Ge(Scalar::Int(1)), &list).0, Status::Unknown);
-        let numbers = RegData::MultiSz(vec!["4".into()]);
-        assert_eq!(judge(&Expect::In(vec![Scalar::Int(3), Scalar::Int(4)]), &numbers).0, Status::Pass);
-    }
-
-    #[test]
-    fn text_that_is_not_a_version_has_no_order() {
-        let text = RegData::Sz("6.0.6249 SP3".into());
-        let (status, note) = judge(&Expect::Ge(Scalar::Text("6.0.6249".into())), &text);
-        assert_eq!(status, Status::Fail);
-        assert!(note.unwrap().contains("not comparable"));
-        assert_eq!(judge(&Expect::Ne(Scalar::Text("x".into())), &text).0, Status::Pass);
-        assert_eq!(judge(&Expect::Eq(Scalar::Text("6.0.6249 sp3".into())), &text).0, Status::Pass);
-    }
-
-    #[test]
-    fn huge_values_are_cut_in_reports() {
-        let shown = display(&RegData::Binary(vec![0xab; 10_000]));
-        assert!(shown.starts_with("abab") && shown.ends_with("(20000 chars in all)"), "{}", &shown[shown.len() - 30..]);
     }
 }
