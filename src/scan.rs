@@ -9,7 +9,7 @@ use tracing::{info, info_span, warn, Instrument};
 
 use crate::collect::{collect_probes, collect_smb, Plan};
 use crate::credentials::{Credentials, DEFAULT_ENTRY};
-use crate::facts::{Fact, Failure, FailureKind, HostFacts, Source, Transport, Value};
+use crate::facts::{Failure, FailureKind, HostFacts};
 use crate::inventory::Host;
 use crate::lockout::{Admission, LockoutBreaker};
 use crate::rules::{evaluate_host, Catalog, Finding};
@@ -248,20 +248,5 @@ fn mark_cut_off(facts: &mut HostFacts, plan: &Plan, host_timeout: Duration) {
         kind: FailureKind::Timeout,
         reason: format!("host deadline of {}s reached before this was read", host_timeout.as_secs_f64()),
     };
-    for (name, path, value) in plan.planned_facts() {
-        if facts.get(&name).is_none() {
-            facts.insert(Fact {
-                name,
-                value: Value::Unavailable(failure.clone()),
-                reg: None,
-                source: Source {
-                    transport: Transport::Smb,
-                    path,
-                    value,
-                    read_at: Timestamp::now(),
-                },
-            });
-        }
-    }
-    crate::collect::derive_identity(facts);
+    crate::collect::finish(plan, facts, Some(&failure));
 }

@@ -7,7 +7,7 @@ use exsweep_wire::pe::PeVersion;
 use exsweep_wire::regvalue::RegData;
 use tracing::debug;
 
-use super::{failure, session_lost, EXCHANGE_SETUP, EXCHANGE_V15_SETUP};
+use super::{failure, session_lost, EXCHANGE_SETUP};
 use crate::facts::{Failure, FailureKind, Fact, HostFacts, Source, Transport, Value};
 use crate::timefmt::Timestamp;
 use crate::transport::smb::{FileVersionRead, SmbSession, WindowsPath};
@@ -23,6 +23,9 @@ pub const EXCHANGE_SETUP_EXE: &str = r"%ExchangeInstallPath%\Bin\ExSetup.exe";
 /// Where `%ProgramFiles%` is recorded.
 pub const WINDOWS_CURRENT_VERSION: &str = r"HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion";
 
+/// The facts every file read records, whatever its outcome.
+pub const FILE_ASPECTS: [&str; 6] = ["exists", "version", "product_version", "version_text", "machine", "size"];
+
 /// `file.<template>.<aspect>`.
 pub fn file_fact_name(template: &str, aspect: &str) -> String {
     format!("file.{template}.{aspect}")
@@ -37,7 +40,7 @@ pub fn identity_files(facts: &HostFacts) -> Vec<&'static str> {
         )
     };
     let mut files = vec![KERNEL];
-    if has(EXCHANGE_V15_SETUP, "MsiInstallPath") {
+    if super::identity::MSI_SETUP_KEYS.iter().any(|k| has(k, "MsiInstallPath")) {
         files.push(EXCHANGE_SETUP_EXE);
     } else if has(EXCHANGE_SETUP, "Services") {
         files.push(EXCHANGE_STORE);
@@ -68,21 +71,40 @@ fn fact_text(facts: &HostFacts, name: &str) -> Option<String> {
 }
 
 /// Resolves a template; the error says which variable is unknown.
-fn resolve(template: &str, facts: &HostFacts) -> Result<Location, String> {
+fn skipped(reason: String) -> Failure {
+    Failure {
+        kind: FailureKind::Skipped,
+        reason,
+    }
+}
+
+fn resolve(template: &str, facts: &HostFacts) -> Result<Location, Failure> {
     let (head, rest) = template.split_once('\\').unwrap_or((template, ""));
     let rest = rest.trim_start_matches('\\');
     let base = match head.to_ascii_lowercase().as_str() {
         "%systemroot%" | "%windir%" => {
             if rest.is_empty() {
-                return Err(format!("{template}: no file below {head}"));
+                return Err(skipped(format!("{template}: no file below {head}")));
             }
             return Ok(Location::AdminShare(rest.to_owned()));
         }
-        "%programfiles%" => registry_text(facts, WINDOWS_CURRENT_VERSION, "ProgramFilesDir")
-            .ok_or_else(|| format!("%ProgramFiles% unknown: {WINDOWS_CURRENT_VERSION}\\ProgramFilesDir not read"))?,
-        "%exchangeinstallpath%" => fact_text(facts, "exchange.install_path")
-            .ok_or_else(|| "%ExchangeInstallPath% unknown: Exchange's setup key names no install folder".to_owned())?,
-        _ if head.starts_with('%') => return Err(format!("unknown variable {head} in {template}")),
+        "%programfiles%" => registry_text(facts, WINDOWS_CURRENT_VERSION, "ProgramFilesDir").ok_or_else(|| {
+            skipped(format!("%ProgramFiles% unknown: {WINDOWS_CURRENT_VERSION}\\ProgramFilesDir not read"))
+        })?,
+        "%exchangeinstallpath%" => match fact_text(facts, "exchange.install_path") {
+            Some(path) => path,
+            // Say why: the setup key could not be read, or it names no install folder.
+            None => {
+                return Err(match facts.get("exchange.installed").map(|f| &f.value) {
+                    Some(Value::Unavailable(f)) => Failure {
+                        kind: f.kind,
+                        reason: format!("%ExchangeInstallPath% unknown: {}", f.reason),
+                    },
+                    _ => skipped("%ExchangeInstallPath% unknown: Exchange's setup key names no install folder".into()),
+                })
+            }
+        },
+        _ if head.starts_with('%') => return Err(skipped(format!("unknown variable {head} in {template}"))),
         _ => String::new(),
     };
     let full = if base.is_empty() {
@@ -90,7 +112,7 @@ fn resolve(template: &str, facts: &HostFacts) -> Result<Location, String> {
     } else {
         format!("{}\\{rest}", base.trim_end_matches('\\'))
     };
-    WindowsPath::parse(&full).map(Location::Drive).map_err(|e| e.to_string())
+    WindowsPath::parse(&full).map(Location::Drive).map_err(|e| skipped(e.to_string()))
 }
 
 fn source(path: &str, read_at: Timestamp) -> Source {
@@ -128,11 +150,11 @@ fn file_facts(template: &str, read_from: &str, outcome: Result<Option<FileVersio
     let at = Timestamp::now();
     let fact = |aspect: &str, value: Value| Fact::new(&file_fact_name(template, aspect), value, source(read_from, at));
     match outcome {
-        Err(f) => vec![
-            fact("exists", Value::Unavailable(f.clone())),
-            fact("version", Value::Unavailable(f)),
-        ],
-        Ok(None) => vec![fact("exists", Value::Bool(false)), fact("version", Value::Absent)],
+        Err(f) => FILE_ASPECTS.iter().map(|a| fact(a, Value::Unavailable(f.clone()))).collect(),
+        Ok(None) => FILE_ASPECTS
+            .iter()
+            .map(|a| fact(a, if *a == "exists" { Value::Bool(false) } else { Value::Absent }))
+            .collect(),
         Ok(Some(read)) => {
             let PeVersion { version, .. } = &read.pe;
             let fixed = version.as_ref().and_then(|v| v.fixed);
@@ -156,11 +178,7 @@ pub async fn collect(session: &mut SmbSession, templates: &[String], facts: &mut
     for template in templates {
         let location = match resolve(template, facts) {
             Ok(l) => l,
-            Err(reason) => {
-                let f = Failure {
-                    kind: FailureKind::Skipped,
-                    reason,
-                };
+            Err(f) => {
                 for fact in file_facts(template, template, Err(f)) {
                     facts.insert(fact);
                 }
@@ -199,7 +217,7 @@ mod tests {
     fn templates_resolve_from_facts() {
         let mut facts = HostFacts::default();
         assert_eq!(resolve(KERNEL, &facts), Ok(Location::AdminShare(r"System32\ntoskrnl.exe".into())));
-        assert!(resolve(EXCHANGE_STORE, &facts).unwrap_err().contains("%ExchangeInstallPath%"));
+        assert!(resolve(EXCHANGE_STORE, &facts).unwrap_err().reason.contains("%ExchangeInstallPath%"));
         facts.insert(super::super::derived_text(
             "exchange.install_path",
             r"C:\Program Files\Exchsrvr\",

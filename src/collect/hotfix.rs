@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use exsweep_wire::regvalue::RegData;
 
-use super::{failure, smb_source, UPDATES};
+use super::{failure, session_lost, smb_source, UPDATES};
+use crate::facts::Failure;
 use crate::facts::{Fact, HostFacts, Value};
 use crate::transport::smb::SmbSession;
 use crate::transport::TransportError;
@@ -14,10 +15,17 @@ use crate::transport::TransportError;
 /// `Filelist\<n>` entries read per update at most: real ones list a few dozen files.
 const MAX_FILELIST_ENTRIES: usize = 256;
 
-/// `KB823980` for `Q823980`, `kb823980` or `823980`; other names (`Update Rollup 1`) as they are.
+/// `KB823980` for `Q823980`, `kb823980`, `KB 823980`, `823980` or a re-release `KB950982-v2`;
+/// other names (`Update Rollup 1`) as they are.
 pub fn normalize_update_id(id: &str) -> String {
     let trimmed = id.trim();
-    let upper = trimmed.to_ascii_uppercase();
+    let compact: String = trimmed.chars().filter(|c| !c.is_whitespace()).collect();
+    let mut upper = compact.to_ascii_uppercase();
+    if let Some(at) = upper.rfind("-V") {
+        if upper.len() > at + 2 && upper[at + 2..].bytes().all(|b| b.is_ascii_digit()) {
+            upper.truncate(at);
+        }
+    }
     let digits = upper
         .strip_prefix("KB")
         .or_else(|| upper.strip_prefix('Q'))
@@ -27,6 +35,12 @@ pub fn normalize_update_id(id: &str) -> String {
     } else {
         trimmed.to_owned()
     }
+}
+
+/// `SP4`, `RTM`, `Gold`: the service-pack level keys MBSA's layout puts between product and update.
+fn is_level(name: &str) -> bool {
+    let upper = name.trim().to_ascii_uppercase();
+    upper == "RTM" || upper == "GOLD" || upper.strip_prefix("SP").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// One update indicator: where it was found and its normalised id.
@@ -46,16 +60,18 @@ async fn indicators(session: &mut SmbSession) -> Result<Vec<Indicator>, Transpor
     for product in products {
         let product_path = format!("{UPDATES}\\{product}");
         for level in session.subkeys(&product_path).await?.unwrap_or_default() {
-            let level_path = format!("{product_path}\\{level}");
-            let ids = session.subkeys(&level_path).await?.unwrap_or_default();
-            // Some updates register without a service-pack level (`<product>\<KB id>`):
-            // a level with nothing below it is an indicator itself.
-            if ids.is_empty() {
+            // Some updates register without a service-pack level (`<product>\<KB id>`): a
+            // name that is not a level (`SP4`, `RTM`, `Gold`) is an update itself, and its
+            // subkeys (`Filelist`) are not updates.
+            if !is_level(&level) {
                 out.push(Indicator {
                     id: normalize_update_id(&level),
                     entry: format!("{product}\\{level}"),
                 });
+                continue;
             }
+            let level_path = format!("{product_path}\\{level}");
+            let ids = session.subkeys(&level_path).await?.unwrap_or_default();
             for id in ids {
                 out.push(Indicator {
                     entry: format!("{product}\\{level}\\{id}"),
@@ -95,8 +111,9 @@ async fn filelist(session: &mut SmbSession, entry_path: &str) -> Result<Option<V
 }
 
 /// Reads the indicators into `updates.indicators` (as found), `hotfix.installed`
-/// (normalised ids) and `hotfix.<id>.files` (where a `Filelist` exists).
-pub async fn collect(session: &mut SmbSession, facts: &mut HostFacts) {
+/// (normalised ids) and `hotfix.<id>.files` (where a `Filelist` exists). Returns the failure
+/// that ended the session, if one did.
+pub async fn collect(session: &mut SmbSession, facts: &mut HostFacts) -> Option<Failure> {
     let found = match indicators(session).await {
         Ok(found) => found,
         Err(e) => {
@@ -104,7 +121,7 @@ pub async fn collect(session: &mut SmbSession, facts: &mut HostFacts) {
             for name in ["updates.indicators", "hotfix.installed"] {
                 facts.insert(Fact::new(name, Value::Unavailable(f.clone()), smb_source(UPDATES)));
             }
-            return;
+            return session_lost(&e).then_some(f);
         }
     };
     let entries = found.iter().map(|i| i.entry.clone()).collect();
@@ -126,13 +143,18 @@ pub async fn collect(session: &mut SmbSession, facts: &mut HostFacts) {
             Ok(None) => {}
             Err(e) => {
                 let name = format!("hotfix.{}.files", indicator.id);
-                facts.insert(Fact::new(&name, Value::Unavailable(failure(&e)), smb_source(&path)));
+                let f = failure(&e);
+                facts.insert(Fact::new(&name, Value::Unavailable(f.clone()), smb_source(&path)));
+                if session_lost(&e) {
+                    return Some(f);
+                }
             }
         }
     }
     for (id, (path, list)) in files {
         facts.insert(Fact::new(&format!("hotfix.{id}.files"), Value::List(list), smb_source(&path)));
     }
+    None
 }
 
 #[cfg(test)]
@@ -148,5 +170,8 @@ mod tests {
         assert_eq!(normalize_update_id("Update Rollup 1"), "Update Rollup 1");
         assert_eq!(normalize_update_id("SP5"), "SP5");
         assert_eq!(normalize_update_id("Q12"), "Q12");
+        assert_eq!(normalize_update_id("KB950982-v2"), "KB950982");
+        assert_eq!(normalize_update_id("KB 823980"), "KB823980");
+        assert!(is_level("SP4") && is_level("rtm") && !is_level("SP") && !is_level("KB870540") && !is_level("Filelist"));
     }
 }

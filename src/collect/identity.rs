@@ -6,7 +6,11 @@
 use exsweep_wire::regvalue::RegData;
 
 use super::files::{file_fact_name, EXCHANGE_SETUP_EXE, EXCHANGE_STORE, KERNEL};
-use super::{derived_text, EXCHANGE_SETUP, EXCHANGE_V15_SETUP};
+use super::{derived_text, EXCHANGE_SETUP, EXCHANGE_V14_SETUP, EXCHANGE_V15_SETUP};
+
+/// Keys with MSI-style setup values (`MsiInstallPath`, `MsiProductMajor`…), newest first:
+/// 2013 and later, 2010, 2007 (which kept them in the old key).
+pub const MSI_SETUP_KEYS: [&str; 3] = [EXCHANGE_V15_SETUP, EXCHANGE_V14_SETUP, EXCHANGE_SETUP];
 use crate::builds::{self, Build};
 use crate::facts::{Fact, HostFacts, Source, Transport, Value};
 use crate::timefmt::Timestamp;
@@ -62,13 +66,11 @@ pub fn derive_exchange_setup(facts: &mut HostFacts) {
     let read_at = Timestamp::now();
     let legacy_path = text(reg(facts, EXCHANGE_SETUP, "Services"));
     let legacy_build = number(reg(facts, EXCHANGE_SETUP, "NewestBuild"));
-    let v15_path = text(reg(facts, EXCHANGE_V15_SETUP, "MsiInstallPath"));
-    let v15_build = (
-        number(reg(facts, EXCHANGE_V15_SETUP, "MsiProductMajor")),
-        number(reg(facts, EXCHANGE_V15_SETUP, "MsiProductMinor")),
-        number(reg(facts, EXCHANGE_V15_SETUP, "MsiBuildMajor")),
-        number(reg(facts, EXCHANGE_V15_SETUP, "MsiBuildMinor")),
-    );
+    let msi = MSI_SETUP_KEYS.iter().find_map(|key| {
+        let path = text(reg(facts, key, "MsiInstallPath"))?;
+        let part = |v| number(reg(facts, key, v));
+        Some((key, path, (part("MsiProductMajor"), part("MsiProductMinor"), part("MsiBuildMajor"), part("MsiBuildMinor"))))
+    });
     // If the setup keys themselves could not be read, say so rather than "not installed".
     let unreadable = [(EXCHANGE_SETUP, "Services"), (EXCHANGE_V15_SETUP, "MsiInstallPath")]
         .iter()
@@ -80,16 +82,20 @@ pub fn derive_exchange_setup(facts: &mut HostFacts) {
             _ => None,
         });
 
-    let (installed, path, build, from) = if let Some(p) = v15_path {
-        let build = match v15_build {
+    let (installed, path, build, from) = if let Some((key, p, parts)) = msi {
+        let build = match parts {
             (Some(a), Some(b), Some(c), Some(d)) => Some(format!("{a}.{b}.{c}.{d}")),
             _ => None,
         };
-        (true, Some(p), build, EXCHANGE_V15_SETUP)
+        (true, Some(p), build, *key)
     } else if let Some(p) = legacy_path {
-        // Exchange 2000 and 2003 record only the build number; both are version 6.x, and
-        // the minor version (6.0 vs 6.5) is told from the build: 2003 starts at 6.5.6944.
-        let build = legacy_build.map(|b| if b >= 6944 { format!("6.5.{b}") } else { format!("6.0.{b}") });
+        // Exchange 5.5, 2000 and 2003 record only the build number: 2000 starts at 6.0.4417
+        // and 2003 at 6.5.6944, so the build tells the version.
+        let build = legacy_build.map(|b| match b {
+            b if b >= 6944 => format!("6.5.{b}"),
+            b if b >= 4417 => format!("6.0.{b}"),
+            b => format!("5.5.{b}"),
+        });
         (true, Some(p), build, EXCHANGE_SETUP)
     } else {
         (false, None, None, EXCHANGE_SETUP)
@@ -190,7 +196,12 @@ pub fn derive_os(facts: &mut HostFacts) {
         Some((n, WINDOWS_NT_CURRENT_VERSION))
     });
     let from_dword = number(reg(facts, CONTROL_WINDOWS, "CSDVersion")).map(|n| (n >> 8, CONTROL_WINDOWS));
-    if let Some((sp, from)) = from_text.or(from_dword) {
+    // Both read and neither there: no service pack (Windows writes CSDVersion with the first).
+    let both_absent = [(WINDOWS_NT_CURRENT_VERSION, "CSDVersion"), (CONTROL_WINDOWS, "CSDVersion")]
+        .iter()
+        .all(|(p, v)| matches!(facts.registry(p, v).map(|f| &f.value), Some(Value::Absent)));
+    let none = both_absent.then_some((0, CONTROL_WINDOWS));
+    if let Some((sp, from)) = from_text.or(from_dword).or(none) {
         facts.insert(derived("os.service_pack", Value::Number(sp), from, read_at));
     }
 }
@@ -247,6 +258,22 @@ mod tests {
         let mut facts = HostFacts::default();
         derive_exchange_setup(&mut facts);
         assert_eq!(text_of(&facts, "exchange.installed").as_deref(), Some("false"));
+
+        // Exchange 5.5 (build 2653) and 2003 (7638) by the same key; 2010 by its own.
+        for (build, expected) in [(2653, "5.5.2653"), (7638, "6.5.7638")] {
+            let mut facts = HostFacts::default();
+            put(&mut facts, EXCHANGE_SETUP, "Services", RegData::Sz(r"C:\exchsrvr".into()));
+            put(&mut facts, EXCHANGE_SETUP, "NewestBuild", RegData::Dword(build));
+            derive_exchange_setup(&mut facts);
+            assert_eq!(text_of(&facts, "exchange.setup_build").as_deref(), Some(expected));
+        }
+        let mut facts = HostFacts::default();
+        put(&mut facts, EXCHANGE_V14_SETUP, "MsiInstallPath", RegData::Sz(r"C:\Program Files\Microsoft\Exchange Server\V14\".into()));
+        for (v, n) in [("MsiProductMajor", 14), ("MsiProductMinor", 3), ("MsiBuildMajor", 123), ("MsiBuildMinor", 4)] {
+            put(&mut facts, EXCHANGE_V14_SETUP, v, RegData::Dword(n));
+        }
+        derive_exchange_setup(&mut facts);
+        assert_eq!(text_of(&facts, "exchange.setup_build").as_deref(), Some("14.3.123.4"));
     }
 
     #[test]

@@ -32,14 +32,27 @@ pub use identity::{derive_exchange_setup, CONTROL_WINDOWS, WINDOWS_NT_CURRENT_VE
 pub const EXCHANGE_SETUP: &str = r"HKLM\SOFTWARE\Microsoft\Exchange\Setup";
 /// Exchange 2013 and later.
 pub const EXCHANGE_V15_SETUP: &str = r"HKLM\SOFTWARE\Microsoft\ExchangeServer\v15\Setup";
+/// Exchange 2010.
+pub const EXCHANGE_V14_SETUP: &str = r"HKLM\SOFTWARE\Microsoft\ExchangeServer\v14\Setup";
 /// Where MBSA looked for update indicators: `Updates\<product>\<SPn>\<KB or Q id>`.
 pub const UPDATES: &str = r"HKLM\SOFTWARE\Microsoft\Updates";
 
 /// Values read on every host, whatever the checks: they identify Exchange and Windows and
 /// resolve the path variables of file checks.
-const IDENTITY_VALUES: [(&str, &str); 14] = [
+const IDENTITY_VALUES: [(&str, &str); 24] = [
     (EXCHANGE_SETUP, "Services"),
     (EXCHANGE_SETUP, "NewestBuild"),
+    // Exchange 2007 keeps MSI-style values in the old key; 2010 and 2013+ in keys of their own.
+    (EXCHANGE_SETUP, "MsiInstallPath"),
+    (EXCHANGE_SETUP, "MsiProductMajor"),
+    (EXCHANGE_SETUP, "MsiProductMinor"),
+    (EXCHANGE_SETUP, "MsiBuildMajor"),
+    (EXCHANGE_SETUP, "MsiBuildMinor"),
+    (EXCHANGE_V14_SETUP, "MsiInstallPath"),
+    (EXCHANGE_V14_SETUP, "MsiProductMajor"),
+    (EXCHANGE_V14_SETUP, "MsiProductMinor"),
+    (EXCHANGE_V14_SETUP, "MsiBuildMajor"),
+    (EXCHANGE_V14_SETUP, "MsiBuildMinor"),
     (EXCHANGE_V15_SETUP, "MsiInstallPath"),
     (EXCHANGE_V15_SETUP, "MsiProductMajor"),
     (EXCHANGE_V15_SETUP, "MsiProductMinor"),
@@ -123,7 +136,8 @@ impl Plan {
 
     /// Every fact this plan reads directly, with the place each comes from (for marking what
     /// a deadline cut off).
-    pub fn planned_facts(&self) -> Vec<(String, String, Option<String>)> {
+    /// The identity files depend on the host (store.exe or ExSetup.exe), so `facts` is asked.
+    pub fn planned_facts(&self, facts: &HostFacts) -> Vec<(String, String, Option<String>)> {
         let values = self
             .registry_values
             .iter()
@@ -138,13 +152,49 @@ impl Plan {
             .services
             .iter()
             .map(|s| (services::service_fact_name(s, "state"), "svcctl".to_owned(), None));
-        let files = self
-            .files
+        let identity: Vec<String> = files::identity_files(facts).into_iter().map(str::to_owned).collect();
+        let files = identity
             .iter()
-            .chain([files::KERNEL.to_owned()].iter())
-            .map(|t| (files::file_fact_name(t, "version"), t.clone(), None))
+            .chain(self.files.iter())
+            .flat_map(|t| files::FILE_ASPECTS.map(|aspect| (files::file_fact_name(t, aspect), t.clone(), None)))
             .collect::<Vec<_>>();
-        values.chain(keys).chain(updates).chain(states).chain(files).collect()
+        let probes = self
+            .probes
+            .then_some(PROBE_FACTS)
+            .into_iter()
+            .flatten()
+            .map(|n| (n.to_owned(), "probe".to_owned(), None));
+        values.chain(keys).chain(updates).chain(states).chain(files).chain(probes).collect()
+    }
+}
+
+/// The facts the unauthenticated probes give.
+const PROBE_FACTS: [&str; 8] = [
+    "smb.smb1_accepted",
+    "ntlm.target_name",
+    "ntlm.nb_computer_name",
+    "ntlm.nb_domain_name",
+    "ntlm.dns_computer_name",
+    "ntlm.dns_domain_name",
+    "ntlm.dns_tree_name",
+    "ntlm.os_version",
+];
+
+/// Ends a host's collection: every planned fact not read says why (when `failure` is given:
+/// the session was lost, or the deadline came), and every derived fact is worked out from
+/// what was read. Safe to call more than once.
+pub fn finish(plan: &Plan, facts: &mut HostFacts, failure: Option<&Failure>) {
+    services::derive_from_registry(&plan.services, facts);
+    derive_identity(facts);
+    if let Some(f) = failure {
+        for (name, path, value) in plan.planned_facts(facts) {
+            if facts.get(&name).is_none() {
+                let mut source = smb_source(&path);
+                source.value = value;
+                facts.insert(Fact::new(&name, Value::Unavailable(f.clone()), source));
+            }
+        }
+        derive_identity(facts);
     }
 }
 
@@ -246,22 +296,16 @@ pub async fn collect_smb(session: &mut SmbSession, plan: &Plan, catalog: &Catalo
     derive_exchange_setup(facts);
     services::derive_from_registry(&plan.services, facts);
     debug!(phase = "registry", ms = started.elapsed().as_millis() as u64, "phase done");
-
-    if let Some(f) = lost {
+    if lost.is_some() {
         // Nothing more can be read over this session; say so for the rest of the plan.
-        for (name, path, value) in plan.planned_facts() {
-            if facts.get(&name).is_none() {
-                let mut source = smb_source(&path);
-                source.value = value;
-                facts.insert(Fact::new(&name, Value::Unavailable(f.clone()), source));
-            }
-        }
-        derive_identity(facts);
-        return;
+        return finish(plan, facts, lost.as_ref());
     }
+
     let phase = Instant::now();
     if plan.update_indicators {
-        hotfix::collect(session, facts).await;
+        if let Some(f) = hotfix::collect(session, facts).await {
+            return finish(plan, facts, Some(&f));
+        }
     }
     debug!(phase = "hotfixes", ms = phase.elapsed().as_millis() as u64, "phase done");
     let phase = Instant::now();
@@ -272,13 +316,14 @@ pub async fn collect_smb(session: &mut SmbSession, plan: &Plan, catalog: &Catalo
         }
     }
     let lost = files::collect(session, &templates, facts).await;
-    derive_identity(facts);
     debug!(phase = "files", ms = phase.elapsed().as_millis() as u64, "phase done");
-    let phase = Instant::now();
-    if lost.is_none() {
-        services::collect_states(session, &plan.services, facts).await;
+    if lost.is_some() {
+        return finish(plan, facts, lost.as_ref());
     }
+    let phase = Instant::now();
+    services::collect_states(session, &plan.services, facts).await;
     debug!(phase = "services", ms = phase.elapsed().as_millis() as u64, "phase done");
+    finish(plan, facts, None);
 }
 
 /// The identity facts worked out from what was read; safe to run again after more reads.
@@ -320,7 +365,12 @@ pub async fn collect_probes(addr: &str, timeout: Duration, facts: &mut HostFacts
                 facts.insert(Fact::new(name, value, smb_source(FROM)));
             }
         }
-        Err(e) => facts.insert(Fact::new("ntlm.target_name", Value::Unavailable(failure(&e)), smb_source(FROM))),
+        Err(e) => {
+            let f = failure(&e);
+            for name in &PROBE_FACTS[1..] {
+                facts.insert(Fact::new(name, Value::Unavailable(f.clone()), smb_source(FROM)));
+            }
+        }
     }
     debug!(phase = "probes", ms = phase.elapsed().as_millis() as u64, "phase done");
 }

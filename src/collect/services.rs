@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use exsweep_wire::regvalue::RegData;
 
 use super::{failure, smb_source};
-use crate::facts::{Fact, HostFacts, Source, Transport, Value};
+use crate::facts::{Fact, Failure, FailureKind, HostFacts, Source, Transport, Value};
 use crate::timefmt::Timestamp;
 use crate::transport::smb::SmbSession;
 
@@ -58,8 +58,15 @@ pub fn derive_from_registry(services: &[String], facts: &mut HostFacts) {
                 (_, Some(RegData::Dword(n))) if aspect == "start_mode" => Value::Text(start_mode_name(*n).to_owned()),
                 (_, Some(RegData::Sz(s) | RegData::ExpandSz(s))) if aspect != "start_mode" => Value::Text(s.clone()),
                 (Value::Absent, _) => Value::Absent,
-                // A value of the wrong type: keep it under the registry fact, say unknown here.
-                (other, _) => Value::Text(format!("unrecognised {other:?}")),
+                // A value of the wrong type: the registry fact keeps it; here it is unknown.
+                (_, reg) => Value::Unavailable(Failure {
+                    kind: FailureKind::Protocol,
+                    reason: format!(
+                        "{key}\\{value} is {}, not the {} Windows writes",
+                        reg.as_ref().map_or_else(|| "not a registry value".to_owned(), |d| d.type_name()),
+                        if aspect == "start_mode" { "REG_DWORD" } else { "REG_SZ" }
+                    ),
+                }),
             };
             facts.insert(Fact::new(
                 &service_fact_name(name, aspect),
@@ -115,5 +122,32 @@ mod tests {
         assert_eq!(service_of_registry_check(&format!("{key}\\Parameters"), "Start"), None);
         assert_eq!(service_of_registry_check(r"HKLM\SOFTWARE\X", "Start"), None);
         assert_eq!(start_mode_name(4), "disabled");
+    }
+
+    #[test]
+    fn start_modes_come_from_the_registry_and_odd_types_are_unknown() {
+        use crate::facts::{registry_fact_name, RegistryValue};
+        use crate::timefmt::Timestamp;
+        let key = service_key("IMAP4Svc");
+        let mut facts = HostFacts::default();
+        let mut put = |value: &str, data: Option<RegData>| {
+            facts.insert(Fact {
+                name: registry_fact_name(&key, value),
+                value: data.as_ref().map_or(Value::Absent, |d| Value::Registry(RegistryValue::from_reg(d))),
+                reg: data,
+                source: smb_source(&key),
+            });
+        };
+        put("Start", Some(RegData::Sz("4".into())));
+        put("DisplayName", Some(RegData::Sz("Microsoft Exchange IMAP4".into())));
+        put("ImagePath", None);
+        let _ = Timestamp::now();
+        derive_from_registry(&["IMAP4Svc".to_owned()], &mut facts);
+        match &facts.get("service.IMAP4Svc.start_mode").unwrap().value {
+            Value::Unavailable(f) => assert!(f.reason.contains("REG_SZ"), "{f:?}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(facts.get("service.IMAP4Svc.display_name").unwrap().value, Value::Text("Microsoft Exchange IMAP4".into()));
+        assert_eq!(facts.get("service.IMAP4Svc.image_path").unwrap().value, Value::Absent);
     }
 }

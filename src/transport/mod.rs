@@ -22,6 +22,9 @@ pub enum TransportError {
         op: &'static str,
         source: smb2::Error,
     },
+    /// The server refused one request with a status (the session itself is fine).
+    #[error("{op} refused: {status}")]
+    Status { op: &'static str, status: String },
     #[error("malformed {what} from the server: {source}")]
     Decode {
         what: &'static str,
@@ -97,6 +100,7 @@ impl TransportError {
             | TransportError::Fault { .. }
             | TransportError::Win32 { .. }
             | TransportError::UnsupportedHive(_)
+            | TransportError::Status { .. }
             | TransportError::NoShare(_)
             | TransportError::NotADrivePath(_)
             | TransportError::Pe { .. } => FailureKind::Protocol,

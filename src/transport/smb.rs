@@ -111,15 +111,17 @@ fn smb_err(op: &'static str) -> impl FnOnce(smb2::Error) -> TransportError {
     move |source| TransportError::Smb { op, source }
 }
 
-fn status_error(op: &'static str, status: NtStatus, command: Command) -> TransportError {
+/// A status the server answered: access denied has its own variant; any other is a refusal
+/// of this one request, not a sign that the session is gone.
+fn status_error(op: &'static str, status: NtStatus, _command: Command) -> TransportError {
     if status == NtStatus::ACCESS_DENIED {
         TransportError::AccessDenied {
             what: op.to_owned(),
         }
     } else {
-        TransportError::Smb {
+        TransportError::Status {
             op,
-            source: smb2::Error::Protocol { status, command },
+            status: status.to_string(),
         }
     }
 }

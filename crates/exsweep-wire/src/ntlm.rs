@@ -147,9 +147,14 @@ pub fn decode_challenge(msg: &[u8]) -> Result<Challenge, DecodeError> {
     } else {
         TargetInfo::default()
     };
-    // VERSION sits at 48 when the flag is set and the first payload does not start earlier.
-    let first_payload = [le32(msg, 16), le32(msg, 44)]
+    // VERSION sits at 48 when the flag is set and the first payload does not start earlier;
+    // offsets of empty fields, and of TargetInfo without its flag, mean nothing ([MS-NLMP]
+    // 2.2.1.2).
+    let name_field = (le16(msg, 12) > 0).then(|| le32(msg, 16));
+    let info_field = (flags & NEGOTIATE_TARGET_INFO != 0 && le16(msg, 40) > 0).then(|| le32(msg, 44));
+    let first_payload = [name_field, info_field]
         .into_iter()
+        .flatten()
         .filter(|o| *o >= 48)
         .min()
         .unwrap_or(u32::MAX) as usize;

@@ -63,8 +63,13 @@ impl WindowsPath {
             return None;
         }
         let prefix = format!("{root_dir}\\");
-        (self.rest.len() > prefix.len() && self.rest[..prefix.len()].eq_ignore_ascii_case(&prefix))
-            .then(|| self.rest[prefix.len()..].to_owned())
+        // Compared as bytes: the texts come from the remote registry, and a cut inside a
+        // multi-byte character must not panic.
+        let head = self.rest.as_bytes().get(..prefix.len())?;
+        if !head.eq_ignore_ascii_case(prefix.as_bytes()) {
+            return None;
+        }
+        self.rest.get(prefix.len()..).filter(|tail| !tail.is_empty()).map(str::to_owned)
     }
 }
 
@@ -228,6 +233,10 @@ mod tests {
         assert_eq!(k.within_system_root(r"C:\winnt").as_deref(), Some(r"system32\ntoskrnl.exe"));
         assert_eq!(k.within_system_root(r"D:\WINNT"), None);
         assert_eq!(p.within_system_root(r"C:\WINNT"), None);
+        let umlaut = WindowsPath::parse(r"C:\Progrä\x.exe").unwrap();
+        assert_eq!(umlaut.within_system_root(r"C:\WINNT"), None);
+        assert_eq!(umlaut.within_system_root(r"C:\Progr"), None);
+        assert_eq!(umlaut.within_system_root(r"C:\Progrä").as_deref(), Some("x.exe"));
         for bad in [r"\\server\share\x", "store.exe", r"C:\", r"C:\a\..\b", ""] {
             assert!(WindowsPath::parse(bad).is_err(), "{bad}");
         }
