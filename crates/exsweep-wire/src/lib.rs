@@ -17,6 +17,7 @@
 
 pub mod dcerpc;
 mod error;
+mod le;
 pub mod ndr;
 pub mod ntlm;
 pub mod pe;

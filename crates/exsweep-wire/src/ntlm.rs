@@ -3,6 +3,7 @@
 //! which it does (its names, domain and OS version, in the target information).
 
 use crate::ndr::utf16le_to_string;
+use crate::le::{le16, le32};
 use crate::DecodeError;
 
 pub const SIGNATURE: &[u8; 8] = b"NTLMSSP\0";
@@ -89,13 +90,7 @@ pub struct Challenge {
     pub version: Option<NtlmVersion>,
 }
 
-fn le16(b: &[u8], at: usize) -> u16 {
-    b.get(at..at + 2).map_or(0, |s| u16::from_le_bytes([s[0], s[1]]))
-}
 
-fn le32(b: &[u8], at: usize) -> u32 {
-    b.get(at..at + 4).map_or(0, |s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
-}
 
 /// The payload a `(Len, MaxLen, BufferOffset)` field at `at` points to.
 fn field<'a>(msg: &'a [u8], at: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {

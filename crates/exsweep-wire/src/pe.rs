@@ -12,6 +12,7 @@
 use std::fmt;
 
 use crate::ndr::utf16le_to_string;
+use crate::le::{le16, le32};
 use crate::DecodeError;
 
 /// Bytes asked for at least, per read: headers and small resource directories usually fit
@@ -428,13 +429,7 @@ fn too_long(what: &'static str, len: usize, limit: usize) -> Stop {
     Stop::Bad(DecodeError::TooLong { what, len, limit })
 }
 
-fn le16(b: &[u8], at: usize) -> u16 {
-    b.get(at..at + 2).map_or(0, |s| u16::from_le_bytes([s[0], s[1]]))
-}
 
-fn le32(b: &[u8], at: usize) -> u32 {
-    b.get(at..at + 4).map_or(0, |s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
-}
 
 /// Drives a [`VersionLocator`] over a file held in memory (tests, fuzzing, local files).
 pub fn version_of(file: &[u8]) -> Result<PeVersion, DecodeError> {

@@ -7,6 +7,7 @@
 //! Messages travel in the direct-TCP framing of [MS-SMB2] 2.1: a zero byte and a 24-bit
 //! big-endian length. Encoders return whole frames; decoders take one message without it.
 
+use crate::le::{le16, le32};
 use crate::DecodeError;
 
 /// Largest message a probe accepts; negotiate and session-setup answers are small.
@@ -45,13 +46,7 @@ pub fn frame_len(header: [u8; 4]) -> Result<usize, DecodeError> {
     Ok(len)
 }
 
-fn le16(b: &[u8], at: usize) -> u16 {
-    b.get(at..at + 2).map_or(0, |s| u16::from_le_bytes([s[0], s[1]]))
-}
 
-fn le32(b: &[u8], at: usize) -> u32 {
-    b.get(at..at + 4).map_or(0, |s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
-}
 
 fn truncated(what: &'static str, need: usize, have: usize) -> DecodeError {
     DecodeError::Truncated {

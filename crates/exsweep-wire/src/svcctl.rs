@@ -5,6 +5,7 @@
 use crate::dcerpc::SyntaxId;
 use crate::ndr::{utf16_units, utf16le_to_string, Reader, Writer};
 use crate::winreg::Win32Status;
+use crate::le::le32;
 use crate::DecodeError;
 
 /// [MS-SCMR] 1.9: svcctl, 367abb81-9844-35f1-ad32-98f038001003 v2.0.
@@ -112,9 +113,6 @@ pub struct ServiceEntry {
     pub status: ServiceStatus,
 }
 
-fn le32(b: &[u8], at: usize) -> u32 {
-    b.get(at..at + 4).map_or(0, |s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
-}
 
 /// A `[string] wchar_t*` pointee: conformant-varying, NUL-terminated.
 fn write_string(w: &mut Writer, s: &str) {

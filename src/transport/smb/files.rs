@@ -15,6 +15,8 @@ use crate::transport::TransportError;
 
 /// Largest single READ: one credit's worth, which every dialect grants.
 const MAX_READ_CHUNK: u32 = 64 * 1024;
+/// READs one requested range may take; a well-behaved server needs one or two.
+const MAX_READS_PER_RANGE: u32 = 32;
 /// `FILE_NON_DIRECTORY_FILE`: opening a directory by mistake fails instead of succeeding.
 const FILE_NON_DIRECTORY_FILE: u32 = 0x0000_0040;
 
@@ -188,7 +190,10 @@ impl SmbSession {
     async fn read_range(&mut self, tree: TreeId, file: FileId, offset: u64, len: u32) -> Result<Vec<u8>, TransportError> {
         let chunk = self.max_read.clamp(4096, MAX_READ_CHUNK);
         let mut out = Vec::with_capacity(len as usize);
-        while (out.len() as u32) < len {
+        // A server answering a few bytes per READ would otherwise cost a round trip per byte.
+        let mut reads_left = MAX_READS_PER_RANGE;
+        while (out.len() as u32) < len && reads_left > 0 {
+            reads_left -= 1;
             let want = (len - out.len() as u32).min(chunk);
             let req = ReadRequest {
                 padding: 0x50,
