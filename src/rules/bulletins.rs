@@ -725,3 +725,217 @@ pub fn probes(bulletins: &[Bulletin]) -> Vec<&super::condition::Probe> {
 pub fn build_table() -> &'static [BuildRow] {
     builds::exchange_builds()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::{Fact, Failure, FailureKind, Source, Transport};
+    use crate::rules::Catalog;
+    use crate::timefmt::Timestamp;
+
+    /// Real bulletins, cut to what the verdicts need (MS05-021, MS03-046 and MS06-019 as in
+    /// their bulletins; MS04-036 with its NNTP condition).
+    const BULLETINS: &str = r#"
+[[bulletin]]
+id = "MS03-046"
+kb = "KB829436"
+title = "SMTP extended verb"
+severity = "critical"
+source = "MS03-046"
+[[bulletin.affects]]
+product = "exchange"
+generation = "2000"
+levels = ["SP3"]
+indicator = 'HKLM\SOFTWARE\Microsoft\Updates\Exchange Server 2000\SP4\829436'
+
+[[bulletin]]
+id = "MS05-021"
+kb = "KB894549"
+title = "SMTP link state"
+severity = "critical"
+source = "MS05-021"
+[[bulletin.affects]]
+product = "exchange"
+generation = "2000"
+levels = ["SP3"]
+requires = { name = "post-SP3 rollup KB870540", fact = "exchange.build", expect = { op = "ge", value = "6.0.6603.1" } }
+indicator = 'HKLM\SOFTWARE\Microsoft\Updates\Exchange Server 2000\SP4\KB894549'
+files = [
+  { path = '%ExchangeInstallPath%\bin\reapi.dll', version = "6.0.6617.52" },
+  { path = '%ExchangeInstallPath%\bin\resvc.dll', version = "6.0.6617.52" },
+]
+
+[[bulletin]]
+id = "MS06-019"
+kb = "KB916803"
+title = "vCal"
+severity = "critical"
+source = "MS06-019"
+supersedes = ["MS03-046"]
+[[bulletin.affects]]
+product = "exchange"
+generation = "2000"
+levels = ["SP3"]
+indicator = 'HKLM\SOFTWARE\Microsoft\Updates\Exchange Server 2000\SP4\KB916803'
+
+[[bulletin]]
+id = "MS04-036"
+kb = "KB883935"
+title = "NNTP"
+severity = "high"
+source = "MS04-036"
+[[bulletin.affects]]
+product = "windows"
+generation = "Windows 2000"
+levels = ["SP4"]
+condition = { service = { name = "NntpSvc" }, expect = { op = "ne", value = "disabled" } }
+indicator = 'HKLM\SOFTWARE\Microsoft\Updates\Windows 2000\SP5\KB883935'
+
+[[bulletin]]
+id = "MS04-002"
+title = "Exchange 2003 only"
+severity = "high"
+source = "MS04-002"
+not_affected = [{ product = "exchange", generation = "2000" }]
+
+[[cve]]
+id = "CVE-2021-26855"
+title = "ProxyLogon"
+severity = "critical"
+source = "t"
+fixed_by = ["Mar21SU"]
+generations = ["2019"]
+
+[[cve]]
+id = "CVE-2022-24516"
+title = "needs Extended Protection"
+severity = "critical"
+source = "t"
+fixed_by = ["Aug22SU"]
+generations = ["2019"]
+config = "extended-protection"
+"#;
+
+    fn catalog() -> Catalog {
+        Catalog::assemble(std::iter::empty(), [(Path::new("b.toml"), BULLETINS)]).unwrap()
+    }
+
+    fn put(facts: &mut HostFacts, name: &str, value: Value) {
+        let source = Source {
+            transport: Transport::Derived,
+            path: "fixture".into(),
+            value: None,
+            read_at: Timestamp(std::time::Duration::ZERO),
+        };
+        facts.insert(Fact::new(name, value, source));
+    }
+
+    fn e2k(level: &str, build: &str, files: &str, indicators: &[&str]) -> HostFacts {
+        let mut facts = HostFacts::default();
+        put(&mut facts, "exchange.installed", Value::Bool(true));
+        put(&mut facts, "exchange.generation", Value::Text("2000".into()));
+        put(&mut facts, "exchange.level", Value::Text(level.into()));
+        put(&mut facts, "exchange.build", Value::Text(build.into()));
+        put(&mut facts, "os.product", Value::Text("Windows 2000".into()));
+        put(&mut facts, "os.service_pack", Value::Number(4));
+        put(&mut facts, "service.NntpSvc.start_mode", Value::Text("automatic".into()));
+        for f in [r"%ExchangeInstallPath%\bin\reapi.dll", r"%ExchangeInstallPath%\bin\resvc.dll"] {
+            put(&mut facts, &format!("file.{f}.exists"), Value::Bool(true));
+            put(&mut facts, &format!("file.{f}.version"), Value::Text(files.into()));
+        }
+        let entries = indicators.iter().map(|s| s.to_string()).collect();
+        put(&mut facts, "updates.indicators", Value::List(entries));
+        facts
+    }
+
+    fn verdicts(facts: &HostFacts) -> Vec<(String, Verdict)> {
+        let cat = catalog();
+        let mut out: Vec<(String, Verdict)> =
+            judge_bulletins(&cat.bulletins, facts).into_iter().map(|(b, j)| (b.id.clone(), j.verdict)).collect();
+        out.extend(
+            cat.cves
+                .iter()
+                .filter(|c| cve_concerns_host(c, facts))
+                .map(|c| (c.id.clone(), judge_cve(c, facts, build_table()).verdict)),
+        );
+        out
+    }
+
+    fn verdict(facts: &HostFacts, id: &str) -> Verdict {
+        verdicts(facts).into_iter().find(|(i, _)| i == id).map(|(_, v)| v).unwrap_or_else(|| panic!("no row for {id}"))
+    }
+
+    #[test]
+    fn files_and_indicators_give_mbsas_verdicts() {
+        // SP3 + rollup, fixed files, indicator present: installed.
+        let patched = e2k("SP3", "6.0.6617.52", "6.0.6617.52", &[r"Exchange Server 2000\SP4\KB894549"]);
+        assert_eq!(verdict(&patched, "MS05-021"), Verdict::Installed);
+        // Old files, no indicator: missing.
+        let old = e2k("SP3", "6.0.6603.1", "6.0.6603.1", &[]);
+        assert_eq!(verdict(&old, "MS05-021"), Verdict::Missing);
+        // Old files, indicator present: the update was recorded, its files not replaced.
+        let recorded = e2k("SP3", "6.0.6603.1", "6.0.6603.1", &[r"Exchange Server 2000\SP4\KB894549\Filelist"]);
+        assert_eq!(verdict(&recorded, "MS05-021"), Verdict::Mismatch);
+        // Below the rollup: missing, and the evidence names the prerequisite.
+        let no_rollup = e2k("SP3", "6.0.6249.0", "6.0.6249.0", &[]);
+        let cat = catalog();
+        let judged = judge_bulletin(cat.bulletins.iter().find(|b| b.id == "MS05-021").unwrap(), &no_rollup);
+        assert_eq!(judged.verdict, Verdict::Missing);
+        assert!(judged.evidence.contains("prerequisite post-SP3 rollup KB870540 missing"), "{}", judged.evidence);
+        // SP2 is not an affected level.
+        assert_eq!(verdict(&e2k("SP2", "6.0.5762.4", "6.0.5762.4", &[]), "MS05-021"), Verdict::NotApplicable);
+        // A bulletin that lists Exchange 2000 as not affected shows as such.
+        assert_eq!(verdict(&old, "MS04-002"), Verdict::NotApplicable);
+    }
+
+    #[test]
+    fn supersedence_conditions_and_unknowns() {
+        // MS03-046's key is absent but MS06-019, which supersedes it, is installed.
+        let facts = e2k("SP3", "6.0.6618.4", "6.0.6618.4", &[r"Exchange Server 2000\SP4\KB916803"]);
+        assert_eq!(verdict(&facts, "MS06-019"), Verdict::Installed);
+        assert_eq!(verdict(&facts, "MS03-046"), Verdict::Superseded);
+        // NNTP enabled: MS04-036 applies and is missing; disabled: not applicable.
+        assert_eq!(verdict(&facts, "MS04-036"), Verdict::Missing);
+        let mut off = facts.clone();
+        put(&mut off, "service.NntpSvc.start_mode", Value::Text("disabled".into()));
+        assert_eq!(verdict(&off, "MS04-036"), Verdict::NotApplicable);
+        // A fixed file that could not be read: unknown, with the reason.
+        let mut denied = facts.clone();
+        let failure = Failure {
+            kind: FailureKind::AccessDenied,
+            reason: "share C$".into(),
+        };
+        put(&mut denied, r"file.%ExchangeInstallPath%\bin\reapi.dll.version", Value::Unavailable(failure));
+        let cat = catalog();
+        let judged = judge_bulletin(cat.bulletins.iter().find(|b| b.id == "MS05-021").unwrap(), &denied);
+        assert_eq!(judged.verdict, Verdict::Unknown);
+        assert!(judged.evidence.contains("share C$"), "{}", judged.evidence);
+        // Modern CVEs do not concern an Exchange 2000 host.
+        assert!(!verdicts(&facts).iter().any(|(id, _)| id.starts_with("CVE-")));
+    }
+
+    #[test]
+    fn modern_cves_against_the_build_for_the_hosts_cu() {
+        let host = |build: &str, level: &str| {
+            let mut facts = HostFacts::default();
+            put(&mut facts, "exchange.installed", Value::Bool(true));
+            put(&mut facts, "exchange.generation", Value::Text("2019".into()));
+            put(&mut facts, "exchange.level", Value::Text(level.into()));
+            put(&mut facts, "exchange.build", Value::Text(build.into()));
+            facts
+        };
+        // CU8 Feb21SU: ProxyLogon (Mar21SU, 15.2.792.10 on CU8) missing.
+        assert_eq!(verdict(&host("15.2.792.5", "CU8"), "CVE-2021-26855"), Verdict::Missing);
+        assert_eq!(verdict(&host("15.2.792.10", "CU8"), "CVE-2021-26855"), Verdict::Installed);
+        // CU12 was released after March 2021: it contains the fix.
+        assert_eq!(verdict(&host("15.2.1118.7", "CU12"), "CVE-2021-26855"), Verdict::NotApplicable);
+        // CU8 never got Aug22SU: missing, move to a supported CU.
+        assert_eq!(verdict(&host("15.2.792.15", "CU8"), "CVE-2022-24516"), Verdict::Missing);
+        // CU12 with Aug22SU but Extended Protection unknown: build patched, configuration required.
+        let patched = host("15.2.1118.12", "CU12");
+        assert_eq!(verdict(&patched, "CVE-2022-24516"), Verdict::ConfigRequired);
+        let mut configured = patched.clone();
+        put(&mut configured, "exchange.extended_protection", Value::Bool(true));
+        assert_eq!(verdict(&configured, "CVE-2022-24516"), Verdict::Installed);
+    }
+}
