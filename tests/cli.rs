@@ -70,15 +70,53 @@ fn baseline_with_a_duplicate_id_exits_2_naming_both_places() {
 }
 
 #[test]
-fn shipped_baselines_and_inventories_load() {
+fn shipped_catalog_lints_clean_and_inventories_load() {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let catalog = exsweep::rules::Catalog::builtin().unwrap();
-    assert!(catalog.baselines.len() >= 3);
-    for c in &catalog.checks {
-        assert!(!c.source.trim().is_empty(), "check {} names no source", c.id);
-        assert!(!c.title.trim().is_empty(), "check {} has no title", c.id);
-    }
+    assert!(catalog.baselines.len() >= 6 && catalog.bulletins.len() >= 34 && !catalog.cves.is_empty());
+    assert_eq!(catalog.lint(), Vec::<String>::new());
     for f in ["lab.csv", "lab.toml", "example.csv", "example.toml"] {
         exsweep::inventory::load(&repo.join("inventory").join(f)).unwrap();
     }
+    // The binary says the same, with the catalog's version.
+    let out = Command::new(env!("CARGO_BIN_EXE_exsweep")).args(["catalog", "lint"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("catalog version ") && text.ends_with("0 problems\n"), "{text}");
+}
+
+/// A baseline folder with a dangling `extends` and a bulletin folder with a dangling
+/// `supersedes`: the lint and the scan refuse them, naming file, line and id.
+#[test]
+fn dangling_references_stop_the_lint_and_the_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("b")).unwrap();
+    std::fs::write(
+        dir.path().join("b/one.toml"),
+        "[baseline]\nid = 'one'\ntitle = 't'\nsource = 's'\nroles = ['r']\nextends = ['nowhere']\n",
+    )
+    .unwrap();
+    let out = exsweep(&["catalog", "lint", "--baselines", "b"], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("one.toml:1: baseline \"one\" extends \"nowhere\""), "{err}");
+
+    std::fs::create_dir(dir.path().join("u")).unwrap();
+    std::fs::write(
+        dir.path().join("u/x.toml"),
+        "[[bulletin]]\nid = 'MS05-021'\ntitle = 't'\nseverity = 'critical'\nsource = 's'\nsupersedes = ['MS99-999']\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("inv.csv"), "name,address,roles\nh,127.0.0.1,r\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_exsweep"))
+        .args(["scan", "--inventory", "inv.csv", "--bulletins", "u", "--out", "r"])
+        .current_dir(dir.path())
+        .env("EXSWEEP_USER", "u")
+        .env("EXSWEEP_PASSWORD", "p")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("x.toml:1: bulletin \"MS05-021\" supersedes \"MS99-999\""), "{err}");
+    assert!(!dir.path().join("r").exists(), "a scan with a broken catalog must not start");
 }
