@@ -309,13 +309,21 @@ pub async fn collect_smb(session: &mut SmbSession, plan: &Plan, catalog: &Catalo
     }
     debug!(phase = "hotfixes", ms = phase.elapsed().as_millis() as u64, "phase done");
     let phase = Instant::now();
-    let mut templates: Vec<String> = files::identity_files(facts).into_iter().map(str::to_owned).collect();
-    for t in plan.files.iter().cloned().chain(bulletins::files_for_host(&catalog.bulletins, facts)) {
-        if !templates.iter().any(|known| known.eq_ignore_ascii_case(&t)) {
-            templates.push(t);
+    // Identity files first: the Exchange level they give decides which bulletins' fixed
+    // files are needed.
+    let identity: Vec<String> = files::identity_files(facts).into_iter().map(str::to_owned).collect();
+    let mut lost = files::collect(session, &identity, facts).await;
+    derive_identity(facts);
+    if lost.is_none() {
+        let mut rest: Vec<String> = Vec::new();
+        for t in plan.files.iter().cloned().chain(bulletins::files_for_host(&catalog.bulletins, facts)) {
+            let known = |list: &[String]| list.iter().any(|k| k.eq_ignore_ascii_case(&t));
+            if !known(&identity) && !known(&rest) {
+                rest.push(t);
+            }
         }
+        lost = files::collect(session, &rest, facts).await;
     }
-    let lost = files::collect(session, &templates, facts).await;
     debug!(phase = "files", ms = phase.elapsed().as_millis() as u64, "phase done");
     if lost.is_some() {
         return finish(plan, facts, lost.as_ref());

@@ -387,10 +387,24 @@ fn file_version(file: &FixedFile, facts: &HostFacts) -> Result<Option<String>, S
     }
 }
 
-/// The verdict on one bulletin, before supersedence is taken into account.
+/// How bad a verdict is, for combining the product lines of one bulletin: a line where the
+/// fix is missing makes the bulletin missing, whatever the other lines say.
+fn badness(v: Verdict) -> u8 {
+    match v {
+        Verdict::NotApplicable => 0,
+        Verdict::Installed | Verdict::Superseded => 1,
+        Verdict::Unknown => 2,
+        Verdict::ConfigRequired => 3,
+        Verdict::Missing | Verdict::Mismatch => 4,
+    }
+}
+
+/// The verdict on one bulletin, before supersedence is taken into account. Every product
+/// line of the host the bulletin affects is judged; the worst verdict wins.
 pub fn judge_bulletin(bulletin: &Bulletin, facts: &HostFacts) -> Judged {
     let mut unknown: Vec<String> = Vec::new();
     let mut not_matching: Vec<String> = Vec::new();
+    let mut judged: Vec<Judged> = Vec::new();
     for affects in &bulletin.affects {
         let (generation, level) = match product_line(affects.product, facts) {
             Ok(Some(line)) => line,
@@ -426,7 +440,17 @@ pub fn judge_bulletin(bulletin: &Bulletin, facts: &HostFacts) -> Judged {
                 }
             }
         }
-        return judge_fix(affects, &format!("{product} {level}"), facts);
+        judged.push(judge_fix(affects, &format!("{product} {level}"), facts));
+    }
+    if let Some(worst) = judged.iter().map(|j| j.verdict).max_by_key(|v| badness(*v)) {
+        // Unknown product lines still count: they could hide a missing fix.
+        let verdict = if badness(worst) < badness(Verdict::Unknown) && !unknown.is_empty() { Verdict::Unknown } else { worst };
+        let join = |f: fn(&Judged) -> &str| judged.iter().map(f).filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" | ");
+        let mut evidence = join(|j| j.evidence.as_str());
+        if !unknown.is_empty() {
+            evidence.push_str(&format!(" | {}", unknown.join("; ")));
+        }
+        return Judged::new(verdict, join(|j| j.expected.as_str()), join(|j| j.observed.as_str()), evidence);
     }
     let expected = "applies to the host".to_owned();
     if !unknown.is_empty() {
@@ -536,20 +560,6 @@ fn judge_fix(affects: &Affects, on: &str, facts: &HostFacts) -> Judged {
     }
 }
 
-/// `Mar21SU` → (2021, 3): the month an update was released, from its name.
-fn update_month(name: &str) -> Option<(u32, u32)> {
-    const MONTHS: [&str; 12] = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
-    let lower = name.to_ascii_lowercase();
-    let month = MONTHS.iter().position(|m| lower.starts_with(m))? as u32 + 1;
-    let year: u32 = lower.get(3..5)?.parse().ok()?;
-    Some((2000 + year, month))
-}
-
-fn released_month(released: &str) -> Option<(u32, u32)> {
-    let mut parts = released.split('-');
-    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
-}
-
 /// Whether the CVE concerns the host at all (an Exchange of one of its generations).
 pub fn cve_concerns_host(cve: &Cve, facts: &HostFacts) -> bool {
     match product_line(Product::Exchange, facts) {
@@ -597,30 +607,37 @@ pub fn judge_cve(cve: &Cve, facts: &HostFacts, table: &[BuildRow]) -> Judged {
             }
         }
         None => {
-            // The CU never got the update: either it was released after it (and contains the
-            // fix), or it was out of support by then.
-            let cu_released = table.iter().filter(same_cu).filter(|r| r.update.is_empty()).find_map(|r| released_month(&r.released));
-            let fix_month = cve.fixed_by.iter().filter_map(|u| update_month(u)).min();
-            match (cu_released, fix_month) {
-                (Some(cu), Some(fix)) if cu > fix => {
+            // The CU never got the update: a CU newer than every build that carries it
+            // contains the fix; an older one was out of support by then.
+            let carriers = table
+                .iter()
+                .filter(|r| r.generation.eq_ignore_ascii_case(&generation))
+                .filter(|r| cve.fixed_by.iter().any(|u| u.eq_ignore_ascii_case(&r.update)))
+                .map(|r| r.build)
+                .max();
+            match carriers {
+                Some(newest) if build > newest => {
                     return Judged::new(
                         Verdict::NotApplicable,
                         expected_generic,
                         observed,
-                        format!("{level} was released after {} and contains the fix ({build_source})", cve.fixed_by.join("/")),
+                        format!(
+                            "{level} is newer than every build of {} ({newest}) and contains the fix ({build_source})",
+                            cve.fixed_by.join("/")
+                        ),
                     )
                 }
-                (Some(_), Some(_)) => (
+                Some(_) => (
                     Verdict::Missing,
                     expected_generic.clone(),
                     format!("{level} never received {}: move to a supported CU and its latest SU", cve.fixed_by.join("/")),
                 ),
-                _ => {
+                None => {
                     return Judged::new(
                         Verdict::Unknown,
                         expected_generic,
                         observed,
-                        format!("no fixed build for {generation} {level} in builds/exchange.csv"),
+                        format!("no build of {} for Exchange {generation} in builds/exchange.csv", cve.fixed_by.join("/")),
                     )
                 }
             }
