@@ -591,12 +591,11 @@ pub fn judge_cve(cve: &Cve, facts: &HostFacts, table: &[BuildRow]) -> Judged {
     let observed = format!("{build} ({level})");
     let build_source = facts.get("exchange.build").map_or(String::new(), |f| f.source.path.clone());
     let same_cu = |r: &&BuildRow| r.generation.eq_ignore_ascii_case(&generation) && r.level.eq_ignore_ascii_case(&level);
-    // The first update of `fixed_by` that this CU received.
-    let fixed = table
+    // The first update of `fixed_by`, in the catalog's order, that this CU received.
+    let fixed = cve
+        .fixed_by
         .iter()
-        .filter(same_cu)
-        .filter(|r| cve.fixed_by.iter().any(|u| u.eq_ignore_ascii_case(&r.update)))
-        .min_by_key(|r| r.build);
+        .find_map(|u| table.iter().filter(same_cu).find(|r| u.eq_ignore_ascii_case(&r.update)));
     let (verdict, expected, mut why) = match fixed {
         Some(row) => {
             let expected = format!(">= {} ({} {})", row.build, row.level, row.update);
@@ -616,6 +615,12 @@ pub fn judge_cve(cve: &Cve, facts: &HostFacts, table: &[BuildRow]) -> Judged {
                 .map(|r| r.build)
                 .max();
             match carriers {
+                // A fix that also needs configuration is judged on that even here.
+                Some(newest) if build > newest && cve.config.is_some() => (
+                    Verdict::Installed,
+                    expected_generic.clone(),
+                    format!("{level} is newer than every build of {} ({newest}) and contains the fix", cve.fixed_by.join("/")),
+                ),
                 Some(newest) if build > newest => {
                     return Judged::new(
                         Verdict::NotApplicable,
@@ -948,6 +953,8 @@ config = "extended-protection"
         assert_eq!(verdict(&host("15.2.1118.7", "CU12"), "CVE-2021-26855"), Verdict::NotApplicable);
         // CU8 never got Aug22SU: missing, move to a supported CU.
         assert_eq!(verdict(&host("15.2.792.15", "CU8"), "CVE-2022-24516"), Verdict::Missing);
+        // CU14 came after Aug22SU: the build has the fix, the configuration is still asked for.
+        assert_eq!(verdict(&host("15.2.1544.4", "CU14"), "CVE-2022-24516"), Verdict::ConfigRequired);
         // CU12 with Aug22SU but Extended Protection unknown: build patched, configuration required.
         let patched = host("15.2.1118.12", "CU12");
         assert_eq!(verdict(&patched, "CVE-2022-24516"), Verdict::ConfigRequired);
