@@ -270,7 +270,11 @@ pub fn provenance(fact: &Fact, what: &str) -> String {
         Transport::Winrm => "winrm",
         Transport::Derived => "derived",
     };
-    format!("{transport}: {what} read at {}", fact.source.read_at)
+    match fact.source.transport {
+        // A derived fact says what it was worked out from (`file.…store.exe.version`).
+        Transport::Derived => format!("{transport}: {what} from {} at {}", fact.source.path, fact.source.read_at),
+        _ => format!("{transport}: {what} read at {}", fact.source.read_at),
+    }
 }
 
 /// Longest observed value shown in a report cell; the rest is summarized.
