@@ -374,6 +374,11 @@ fn binary_scans_the_lab_and_writes_both_reports() {
     let jsonl = std::fs::read_to_string(out.path().join("results.jsonl")).unwrap();
     let records: Vec<Json> = jsonl.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(records.first().unwrap()["type"], "run");
+    // The catalog's version and date travel with every report.
+    let catalog = Catalog::builtin().unwrap().info.expect("catalog.toml");
+    assert_eq!(records[0]["catalog_version"], catalog.version.as_str());
+    assert_eq!(records[0]["catalog_date"], catalog.date.as_str());
+    assert!(records.iter().any(|r| r["type"] == "finding" && r["verdict"] == "mismatch"), "no bulletin verdict in the JSON Lines");
     assert_eq!(records.last().unwrap()["type"], "summary");
     for t in ["host", "fact", "finding"] {
         assert!(records.iter().any(|r| r["type"] == t), "no {t} record");
@@ -605,4 +610,90 @@ fn path_templates_and_hotfix_filelists_on_a_real_host() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+/// The expected baseline results a person worked out by hand from each profile (the
+/// "Expected baseline findings" tables of its NOTES.md): `(check id, pass|fail|unknown)`.
+fn expected_baseline_results(host: &str) -> BTreeMap<String, String> {
+    let notes = std::fs::read_to_string(repo().join("tests/lab/hosts").join(host).join("NOTES.md")).unwrap();
+    let section = notes.split("## Expected baseline findings").nth(1).unwrap_or_else(|| panic!("{host}: no expected findings"));
+    let section = section.split("\n## ").next().unwrap_or(section);
+    let mut out = BTreeMap::new();
+    for line in section.lines() {
+        let cells: Vec<&str> = line.trim().trim_matches('|').split('|').map(str::trim).collect();
+        let id = cells.first().copied().unwrap_or("");
+        let is_id = id.contains('-') && id.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-');
+        if !is_id || cells.len() < 3 {
+            continue;
+        }
+        let last = cells.last().unwrap().to_lowercase();
+        let result = ["unknown", "fail", "pass"].into_iter().find(|w| last.contains(w));
+        if let Some(r) = result {
+            out.insert(id.to_owned(), r.to_owned());
+        }
+    }
+    out
+}
+
+/// A real scan of every lab host gives the findings a person reading the baselines and the
+/// bulletins gave by hand: every check against the profile's NOTES.md, every bulletin and CVE
+/// verdict against its `expected-verdicts.toml`.
+#[test]
+fn lab_findings_match_what_a_person_reading_the_sources_expects() {
+    let hosts = lab_hosts();
+    let results = scan(hosts.clone(), lab_credentials(), &config(30));
+    let mut compared = 0;
+    let mut verdicts_seen = std::collections::BTreeSet::new();
+    for (host, result) in hosts.iter().zip(&results) {
+        let checks: BTreeMap<&str, &str> = result
+            .findings
+            .iter()
+            .filter(|f| f.verdict.is_empty() && f.check_id != COLLECT_CHECK_ID)
+            .map(|f| (f.check_id.as_str(), f.status.as_str()))
+            .collect();
+        let expected = expected_baseline_results(&host.name);
+        let mut wrong = Vec::new();
+        for (id, want) in &expected {
+            match checks.get(id.as_str()) {
+                Some(got) if got == want => compared += 1,
+                Some(got) => wrong.push(format!("{id}: scan {got}, by hand {want}")),
+                None => wrong.push(format!("{id}: no finding, by hand {want}")),
+            }
+        }
+        for id in checks.keys().filter(|id| !expected.contains_key(**id)) {
+            wrong.push(format!("{id}: a finding the NOTES do not expect"));
+        }
+
+        let by_hand: toml::Table = toml::from_str(
+            &std::fs::read_to_string(repo().join("tests/lab/hosts").join(&host.name).join("expected-verdicts.toml")).unwrap(),
+        )
+        .unwrap();
+        let scanned: BTreeMap<&str, (&str, &str)> = result
+            .findings
+            .iter()
+            .filter(|f| !f.verdict.is_empty())
+            .map(|f| (f.check_id.as_str(), (f.verdict.as_str(), f.evidence.as_str())))
+            .collect();
+        for (id, entry) in &by_hand {
+            let want = entry["verdict"].as_str().unwrap();
+            match scanned.get(id.as_str()) {
+                Some((got, _)) if *got == want => {
+                    compared += 1;
+                    verdicts_seen.insert(want.to_owned());
+                }
+                Some((got, evidence)) => wrong.push(format!("{id}: scan {got} ({evidence}), by hand {want}")),
+                // Bulletins of product lines the host does not run get no row.
+                None if want == "not-applicable" => compared += 1,
+                None => wrong.push(format!("{id}: no finding, by hand {want}")),
+            }
+        }
+        for id in scanned.keys().filter(|id| !by_hand.contains_key(**id)) {
+            wrong.push(format!("{id}: a verdict expected-verdicts.toml does not list"));
+        }
+        assert!(wrong.is_empty(), "{}: {} differences:\n{}", host.name, wrong.len(), wrong.join("\n"));
+    }
+    for v in ["installed", "missing", "mismatch", "not-applicable"] {
+        assert!(verdicts_seen.contains(v), "no lab host shows the verdict {v}: {verdicts_seen:?}");
+    }
+    eprintln!("lab findings compared with the hand-made expectations: {compared}");
 }
