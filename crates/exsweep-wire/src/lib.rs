@@ -1,6 +1,7 @@
 //! Sans-IO wire formats for exsweep: byte-exact encoders and bounded, panic-free decoders.
 //!
-//! Nothing here does I/O, reads a clock or draws random numbers. Each decoder takes `&[u8]`
+//! Nothing here does I/O, reads a clock or draws random numbers (NTLM's client challenge,
+//! session key and time are parameters). Each decoder takes `&[u8]`
 //! and returns a value or a [`DecodeError`]; every length announced on the wire is checked
 //! against the bytes present and against a fixed cap before anything is allocated.
 //!
@@ -13,13 +14,17 @@
 //! - [`svcctl`]: [MS-SCMR] stubs for listing services and their states.
 //! - [`ntlm`], [`smbprobe`]: the NTLM CHALLENGE and the SMB1/SMB2 negotiations read before
 //!   any logon (SMB1 acceptance, signing, the server's names and OS version).
+//! - [`ntlmv2`], [`httpenc`]: NTLMv2 authentication and session security, and the
+//!   `multipart/encrypted` framing of sealed WinRM bodies.
 //! - [`pe`]: PE file versions (`VS_VERSIONINFO`), located by asking for byte ranges.
 
 pub mod dcerpc;
 mod error;
 mod le;
+pub mod httpenc;
 pub mod ndr;
 pub mod ntlm;
+pub mod ntlmv2;
 pub mod pe;
 pub mod regvalue;
 pub mod smbprobe;
