@@ -16,11 +16,14 @@
 //!   any logon (SMB1 acceptance, signing, the server's names and OS version).
 //! - [`ntlmv2`], [`httpenc`]: NTLMv2 authentication and session security, and the
 //!   `multipart/encrypted` framing of sealed WinRM bodies.
+//! - [`http1`], [`wsman`]: HTTP/1.1 responses parsed as they arrive, and WS-Management
+//!   envelopes and answers (WMI items, StdRegProv output, shell streams, faults).
 //! - [`pe`]: PE file versions (`VS_VERSIONINFO`), located by asking for byte ranges.
 
 pub mod dcerpc;
 mod error;
 mod le;
+pub mod http1;
 pub mod httpenc;
 pub mod ndr;
 pub mod ntlm;
@@ -29,6 +32,7 @@ pub mod pe;
 pub mod regvalue;
 pub mod smbprobe;
 pub mod svcctl;
+pub mod wsman;
 pub mod winreg;
 
 pub use error::DecodeError;

@@ -1,0 +1,34 @@
+//! What a WinRM server sends: HTTP responses fed in pieces, encrypted bodies, WS-Management
+//! answers, and CHALLENGE messages answered with an AUTHENTICATE; selected by the first byte.
+#![no_main]
+use exsweep_wire::{http1, httpenc, ntlmv2, wsman};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&which, rest)) = data.split_first() else { return };
+    match which % 4 {
+        0 => {
+            let mut parser = http1::ResponseParser::new();
+            for piece in rest.chunks(7) {
+                if parser.feed(piece).is_err() {
+                    break;
+                }
+            }
+        }
+        1 => drop(httpenc::decode(rest)),
+        2 => drop(wsman::parse_answer(rest)),
+        _ => {
+            let input = ntlmv2::AuthInput {
+                user: "u",
+                domain: "d",
+                password: "p",
+                workstation: "w",
+                client_challenge: [1; 8],
+                exported_session_key: [2; 16],
+                fallback_time: 0,
+                with_mic: true,
+            };
+            drop(ntlmv2::authenticate(&ntlmv2::encode_negotiate(), rest, &input));
+        }
+    }
+});
