@@ -3,6 +3,7 @@
 
 pub mod probe;
 pub mod smb;
+pub mod winrm;
 
 use std::time::Duration;
 
@@ -52,6 +53,10 @@ pub enum TransportError {
         addr: String,
         source: std::io::Error,
     },
+    /// A WinRM failure that is not a socket or decode error: a fault, a refused logon after
+    /// the handshake, an unexpected answer.
+    #[error("winrm: {detail}")]
+    Winrm { kind: FailureKind, detail: String },
     /// A service that failed to open earlier in the session; not tried again.
     #[error("{reason}")]
     Earlier { kind: FailureKind, reason: String },
@@ -64,6 +69,15 @@ pub enum TransportError {
         path: String,
         source: exsweep_wire::DecodeError,
     },
+}
+
+/// A socket error of `op` on `addr`, for `map_err`.
+pub(crate) fn io_error<'a>(op: &'static str, addr: &'a str) -> impl FnOnce(std::io::Error) -> TransportError + 'a {
+    move |source| TransportError::Io {
+        op,
+        addr: addr.to_owned(),
+        source,
+    }
 }
 
 impl TransportError {
@@ -92,7 +106,7 @@ impl TransportError {
                 FailureKind::AccessDenied
             }
             TransportError::Timeout(_) => FailureKind::Timeout,
-            TransportError::Earlier { kind, .. } => *kind,
+            TransportError::Earlier { kind, .. } | TransportError::Winrm { kind, .. } => *kind,
             TransportError::Io { source, .. } if source.kind() == std::io::ErrorKind::TimedOut => FailureKind::Timeout,
             TransportError::Io { .. } => FailureKind::Unreachable,
             TransportError::Decode { .. }

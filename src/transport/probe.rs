@@ -9,7 +9,7 @@ use exsweep_wire::smbprobe::{self, Smb1Answer, Smb2Negotiated};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::TransportError;
+use super::{io_error, TransportError};
 
 /// What the SMB1 probe learned.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,13 +27,6 @@ pub struct NtlmProbe {
     pub challenge: Challenge,
 }
 
-fn io_error<'a>(op: &'static str, addr: &'a str) -> impl FnOnce(std::io::Error) -> TransportError + 'a {
-    move |source| TransportError::Io {
-        op,
-        addr: addr.to_owned(),
-        source,
-    }
-}
 
 async fn connect(addr: &str, timeout: Duration) -> Result<TcpStream, TransportError> {
     match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {

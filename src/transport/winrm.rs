@@ -1,0 +1,393 @@
+//! WinRM transport: one TCP connection per host on port 5985, NTLMv2 over HTTP
+//! (`Authorization: Negotiate`), and every body after the logon sealed as Windows requires
+//! (`multipart/encrypted`). The NTLM security context lives as long as the connection, which
+//! is why exsweep speaks HTTP/1.1 itself (see README, "Crates and why"). Codecs live in
+//! `exsweep-wire`; this module moves bytes and keeps the per-direction sealing state.
+
+use std::time::Duration;
+
+use exsweep_wire::ntlmv2::{self, AuthInput, Direction, Sealer};
+use exsweep_wire::wsman::{self, Answer, Fault, FaultKind, Header, Item};
+use exsweep_wire::{http1, httpenc};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::{io_error, TransportError};
+use crate::credentials::Credential;
+use crate::facts::FailureKind;
+
+/// Largest WS-Management envelope we ask the server to send.
+const MAX_ENVELOPE: u32 = 512_000;
+/// Items asked for per Enumerate/Pull; more come with Pull.
+const MAX_ELEMENTS: u32 = 1000;
+/// Pulls one enumeration may take before we give up on a server that never ends it.
+const MAX_PULLS: usize = 1000;
+/// Receives one command may take.
+const MAX_RECEIVES: usize = 1000;
+
+/// Where and as whom to connect over WinRM.
+pub struct WinrmTarget<'a> {
+    pub host: &'a str,
+    pub port: u16,
+    pub credential: &'a Credential,
+    pub timeout: Duration,
+}
+
+/// Counters for one session, for the closing figures.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WinrmStats {
+    pub round_trips: u32,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+}
+
+/// An authenticated, sealing WinRM session to one host.
+pub struct WinrmSession {
+    stream: TcpStream,
+    parser: http1::ResponseParser,
+    host_header: String,
+    url: String,
+    outgoing: Sealer,
+    incoming: Sealer,
+    timeout: Duration,
+    next_id: u64,
+    pub stats: WinrmStats,
+}
+
+
+/// Random bytes from the operating system (client challenge, session key).
+fn random<const N: usize>() -> Result<[u8; N], TransportError> {
+    let mut out = [0u8; N];
+    getrandom::fill(&mut out).map_err(|e| TransportError::Io {
+        op: "random",
+        addr: String::new(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    Ok(out)
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = (u32::from(chunk[0]) << 16) | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8) | u32::from(*chunk.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn unbase64(text: &str) -> Option<Vec<u8>> {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in text.trim().bytes().take_while(|c| *c != b'=') {
+        acc = (acc << 6) | ALPHABET.iter().position(|a| *a == c)? as u32;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Some(out)
+}
+
+/// The NTLM token of a `WWW-Authenticate: Negotiate <base64>` header.
+fn negotiate_token(response: &http1::Response) -> Option<Vec<u8>> {
+    response
+        .headers_named("WWW-Authenticate")
+        .find_map(|v| v.strip_prefix("Negotiate ").or_else(|| v.strip_prefix("NTLM ")))
+        .and_then(unbase64)
+}
+
+fn protocol(detail: impl Into<String>) -> TransportError {
+    TransportError::Winrm {
+        kind: FailureKind::Protocol,
+        detail: detail.into(),
+    }
+}
+
+impl WinrmSession {
+    /// Connects and logs on (NEGOTIATE, CHALLENGE, AUTHENTICATE on one connection).
+    pub async fn connect(target: WinrmTarget<'_>) -> Result<Self, TransportError> {
+        let addr = if target.host.contains(':') {
+            format!("[{}]:{}", target.host, target.port)
+        } else {
+            format!("{}:{}", target.host, target.port)
+        };
+        let stream = match tokio::time::timeout(target.timeout, TcpStream::connect(&addr)).await {
+            Ok(s) => s.map_err(io_error("connect", &addr))?,
+            Err(_) => return Err(TransportError::Timeout(target.timeout)),
+        };
+        let _ = stream.set_nodelay(true);
+        let mut session = WinrmSession {
+            stream,
+            parser: http1::ResponseParser::new(),
+            host_header: addr.clone(),
+            url: format!("http://{addr}/wsman"),
+            outgoing: Sealer::new(&[0; 16], Direction::ClientToServer, 0),
+            incoming: Sealer::new(&[0; 16], Direction::ServerToClient, 0),
+            timeout: target.timeout,
+            next_id: 0,
+            stats: WinrmStats::default(),
+        };
+        session.logon(target.credential).await?;
+        Ok(session)
+    }
+
+    async fn logon(&mut self, credential: &Credential) -> Result<(), TransportError> {
+        let negotiate = ntlmv2::encode_negotiate();
+        let auth = format!("Negotiate {}", base64(&negotiate));
+        let first = self.exchange(&[("Authorization", auth.as_str())], &[]).await?;
+        let challenge = match (first.status, negotiate_token(&first)) {
+            (401, Some(token)) => token,
+            (status, _) => return Err(protocol(format!("HTTP {status} where an NTLM CHALLENGE was expected"))),
+        };
+        let input = AuthInput {
+            user: &credential.user,
+            domain: &credential.domain,
+            password: credential.password.expose(),
+            workstation: "EXSWEEP",
+            client_challenge: random::<8>()?,
+            exported_session_key: random::<16>()?,
+            fallback_time: 0,
+            with_mic: true,
+        };
+        let authenticated = ntlmv2::authenticate(&negotiate, &challenge, &input).map_err(|source| TransportError::Decode {
+            what: "NTLM CHALLENGE",
+            source,
+        })?;
+        let auth = format!("Negotiate {}", base64(&authenticated.message));
+        let second = self.exchange(&[("Authorization", auth.as_str())], &[]).await?;
+        match second.status {
+            200 | 204 => {}
+            401 => {
+                return Err(TransportError::Logon {
+                    account: credential.account(),
+                    detail: "WinRM answered 401 to the NTLM AUTHENTICATE".into(),
+                })
+            }
+            status => return Err(protocol(format!("HTTP {status} after the NTLM AUTHENTICATE"))),
+        }
+        let key = authenticated.exported_session_key;
+        self.outgoing = Sealer::new(&key, Direction::ClientToServer, authenticated.flags);
+        self.incoming = Sealer::new(&key, Direction::ServerToClient, authenticated.flags);
+        Ok(())
+    }
+
+    /// One HTTP request and its response, within the session's timeout.
+    async fn exchange(&mut self, headers: &[(&str, &str)], body: &[u8]) -> Result<http1::Response, TransportError> {
+        let mut all = vec![("User-Agent", "exsweep"), ("Connection", "Keep-Alive")];
+        all.extend_from_slice(headers);
+        let request = http1::encode_request("POST", "/wsman", &self.host_header, &all, body);
+        let addr = self.host_header.clone();
+        let timeout = self.timeout;
+        let round_trip = async {
+            self.stream.write_all(&request).await.map_err(io_error("send", &addr))?;
+            let mut buf = vec![0u8; 16 * 1024];
+            loop {
+                let n = self.stream.read(&mut buf).await.map_err(io_error("receive", &addr))?;
+                if n == 0 {
+                    return Err(TransportError::Io {
+                        op: "receive",
+                        addr: addr.clone(),
+                        source: std::io::ErrorKind::UnexpectedEof.into(),
+                    });
+                }
+                self.stats.bytes_received += n as u64;
+                if let Some(response) = self.parser.feed(&buf[..n]).map_err(|source| TransportError::Decode {
+                    what: "HTTP response",
+                    source,
+                })? {
+                    return Ok(response);
+                }
+            }
+        };
+        self.stats.round_trips += 1;
+        self.stats.bytes_sent += request.len() as u64;
+        tokio::time::timeout(timeout, round_trip).await.unwrap_or(Err(TransportError::Timeout(timeout)))
+    }
+
+    fn message_id(&mut self) -> String {
+        self.next_id += 1;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        format!("uuid:{:08X}-{:04X}-4000-8000-{:012X}", (nanos >> 32) as u32, self.next_id & 0xFFFF, nanos & 0xFFFF_FFFF_FFFF)
+    }
+
+    /// Sends one envelope, sealed, and returns the server's answer or its fault.
+    pub async fn call(
+        &mut self,
+        resource_uri: &str,
+        action: &str,
+        selectors: &[(&str, &str)],
+        body: &str,
+    ) -> Result<Result<Answer, Fault>, TransportError> {
+        let message_id = self.message_id();
+        let xml = wsman::envelope(
+            &Header {
+                to: &self.url,
+                resource_uri,
+                action,
+                message_id: &message_id,
+                max_envelope_size: MAX_ENVELOPE,
+                timeout_secs: self.timeout.as_secs().clamp(1, 3600) as u32,
+                selectors,
+                options: &[],
+            },
+            body,
+        );
+        let (signature, sealed) = self.outgoing.seal(xml.as_bytes());
+        let framed = httpenc::encode(xml.len(), &signature, &sealed);
+        let response = self.exchange(&[("Content-Type", httpenc::CONTENT_TYPE)], &framed).await?;
+        if response.status == 401 {
+            return Err(TransportError::Winrm {
+                kind: FailureKind::AuthFailed,
+                detail: "WinRM answered 401 after the logon".into(),
+            });
+        }
+        let content_type = response.header("Content-Type").unwrap_or("");
+        if !content_type.to_ascii_lowercase().starts_with("multipart/encrypted") {
+            return Err(protocol(format!(
+                "HTTP {} with an unsealed body ({content_type:?}); a WinRM server seals every answer",
+                response.status
+            )));
+        }
+        let part = httpenc::decode(&response.body).map_err(|source| TransportError::Decode {
+            what: "encrypted WinRM body",
+            source,
+        })?;
+        let plain = self.incoming.unseal(&part.signature, part.sealed).map_err(|source| TransportError::Decode {
+            what: "sealed WinRM body",
+            source,
+        })?;
+        wsman::parse_answer(&plain).map_err(|source| TransportError::Decode {
+            what: "WS-Management answer",
+            source,
+        })
+    }
+
+    /// Every instance of a WMI class (`Win32_Service`), or of a WQL query's answer.
+    pub async fn enumerate(&mut self, class: &str, wql: Option<&str>) -> Result<Vec<Item>, TransportError> {
+        let resource = format!("{}{}", wsman::RESOURCE_CIMV2, if wql.is_some() { "*" } else { class });
+        let mut answer = self
+            .call(&resource, wsman::ACTION_ENUMERATE, &[], &wsman::enumerate_body(wql, MAX_ELEMENTS))
+            .await?;
+        let mut out = Vec::new();
+        for _ in 0..MAX_PULLS {
+            match answer {
+                Err(fault) => return Err(fault_error(fault, class)),
+                Ok(Answer::Items {
+                    items,
+                    context,
+                    end_of_sequence,
+                }) => {
+                    out.extend(items);
+                    match context {
+                        Some(ctx) if !end_of_sequence => {
+                            answer = self.call(&resource, wsman::ACTION_PULL, &[], &wsman::pull_body(&ctx, MAX_ELEMENTS)).await?;
+                        }
+                        _ => return Ok(out),
+                    }
+                }
+                Ok(other) => return Err(protocol(format!("unexpected answer to Enumerate: {other:?}"))),
+            }
+        }
+        Err(protocol(format!("enumeration of {class} did not end after {MAX_PULLS} pulls")))
+    }
+
+    /// A `StdRegProv` method on HKLM; the output item (with `ReturnValue`).
+    pub async fn registry(&mut self, method: &str, key: &str, value: Option<&str>) -> Result<Item, TransportError> {
+        let hklm = wsman::HKLM.to_string();
+        let mut params = vec![("hDefKey", hklm.as_str()), ("sSubKeyName", key)];
+        if let Some(v) = value {
+            params.push(("sValueName", v));
+        }
+        let body = wsman::invoke_body(wsman::RESOURCE_STDREGPROV, method, &params);
+        let action = format!("{}/{method}", wsman::RESOURCE_STDREGPROV);
+        match self.call(wsman::RESOURCE_STDREGPROV, &action, &[], &body).await? {
+            Ok(Answer::Output(item)) => Ok(item),
+            Ok(other) => Err(protocol(format!("unexpected answer to {method}: {other:?}"))),
+            Err(fault) => Err(fault_error(fault, "StdRegProv")),
+        }
+    }
+
+    /// Runs a command in a cmd shell: stdout, stderr, exit code. The shell is always deleted.
+    pub async fn run_command(&mut self, command: &str, arguments: &[&str]) -> Result<(Vec<u8>, Vec<u8>, i64), TransportError> {
+        let created = self.call(wsman::RESOURCE_CMD, wsman::ACTION_CREATE, &[], &wsman::shell_create_body()).await?;
+        let shell_id = match created {
+            Ok(Answer::ShellCreated { shell_id }) => shell_id,
+            Ok(other) => return Err(protocol(format!("unexpected answer to Create: {other:?}"))),
+            Err(fault) => return Err(fault_error(fault, "shell")),
+        };
+        let result = self.run_in_shell(&shell_id, command, arguments).await;
+        let selector = [("ShellId", shell_id.as_str())];
+        let _ = self.call(wsman::RESOURCE_CMD, wsman::ACTION_DELETE, &selector, "").await;
+        result
+    }
+
+    async fn run_in_shell(&mut self, shell_id: &str, command: &str, arguments: &[&str]) -> Result<(Vec<u8>, Vec<u8>, i64), TransportError> {
+        let selector = [("ShellId", shell_id)];
+        let started = self
+            .call(wsman::RESOURCE_CMD, wsman::ACTION_COMMAND, &selector, &wsman::command_body(command, arguments))
+            .await?;
+        let command_id = match started {
+            Ok(Answer::CommandStarted { command_id }) => command_id,
+            Ok(other) => return Err(protocol(format!("unexpected answer to Command: {other:?}"))),
+            Err(fault) => return Err(fault_error(fault, "command")),
+        };
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        for _ in 0..MAX_RECEIVES {
+            match self.call(wsman::RESOURCE_CMD, wsman::ACTION_RECEIVE, &selector, &wsman::receive_body(&command_id)).await? {
+                Ok(Answer::Received { stdout, stderr, done, exit_code }) => {
+                    out.extend(stdout);
+                    err.extend(stderr);
+                    if done {
+                        let body = wsman::signal_body(&command_id, wsman::SIGNAL_TERMINATE);
+                        let _ = self.call(wsman::RESOURCE_CMD, wsman::ACTION_SIGNAL, &selector, &body).await;
+                        return Ok((out, err, exit_code.unwrap_or(0)));
+                    }
+                }
+                // A Receive that times out while the command runs: ask again.
+                Err(fault) if fault.kind() == FaultKind::Timeout => continue,
+                Ok(other) => return Err(protocol(format!("unexpected answer to Receive: {other:?}"))),
+                Err(fault) => return Err(fault_error(fault, "receive")),
+            }
+        }
+        Err(protocol(format!("command did not end after {MAX_RECEIVES} receives")))
+    }
+}
+
+/// A fault as a transport error with its coarse kind.
+fn fault_error(fault: Fault, what: &str) -> TransportError {
+    let kind = match fault.kind() {
+        FaultKind::AccessDenied => FailureKind::AccessDenied,
+        FaultKind::Timeout => FailureKind::Timeout,
+        _ => FailureKind::Protocol,
+    };
+    let text = if fault.message.is_empty() { &fault.reason } else { &fault.message };
+    TransportError::Winrm {
+        kind,
+        detail: format!("{what}: {} ({})", text, fault.subcode),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_round_trips() {
+        for data in [&b""[..], b"f", b"fo", b"foo", b"foob", b"NTLMSSP\0\x01\x02"] {
+            assert_eq!(unbase64(&base64(data)).unwrap(), data);
+        }
+        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+        assert_eq!(unbase64("TlRMTVNTUAAB").unwrap(), b"NTLMSSP\0\x01");
+    }
+}
