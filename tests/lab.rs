@@ -697,3 +697,56 @@ fn lab_findings_match_what_a_person_reading_the_sources_expects() {
     }
     eprintln!("lab findings compared with the hand-made expectations: {compared}");
 }
+
+/// exsweep's WinRM client (NTLMv2, MIC, sealing both ways) against pyspnego's NTLM acceptor
+/// behind a small stub (tests/lab/winrm/pyspnego_stub.py): logon, a sealed Enumerate and its
+/// sealed answer, a sealed fault, and a wrong password refused.
+#[test]
+fn winrm_client_logs_on_and_seals_against_pyspnego() {
+    use exsweep::transport::winrm::{WinrmSession, WinrmTarget};
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users");
+    std::fs::write(&users, "EXLAB:exscan:Lab-Passw0rd!\n").unwrap();
+    let ready = dir.path().join("ready");
+    let mut stub = Command::new("python3")
+        .arg(repo().join("tests/lab/winrm/pyspnego_stub.py"))
+        .args(["--address", "127.0.0.1", "--port", "0", "--ready"])
+        .arg(&ready)
+        .env("NTLM_USER_FILE", &users)
+        .spawn()
+        .expect("python3 with pyspnego (scripts/setup installs it)");
+    let port: u16 = (0..200)
+        .find_map(|_| {
+            std::thread::sleep(Duration::from_millis(25));
+            std::fs::read_to_string(&ready).ok().and_then(|p| p.trim().parse().ok())
+        })
+        .expect("the stub did not start");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let outcome = rt.block_on(async {
+        let good = credential("exscan", "Lab-Passw0rd!");
+        let target = |c| WinrmTarget {
+            host: "127.0.0.1",
+            port,
+            credential: c,
+            timeout: Duration::from_secs(10),
+        };
+        let mut session = WinrmSession::connect(target(&good)).await.expect("logon accepted by pyspnego");
+        let items = session.enumerate("Win32_OperatingSystem", None).await.expect("sealed enumerate");
+        let fault = session.run_command("hostname", &[]).await;
+        let second = session.enumerate("Win32_OperatingSystem", None).await;
+        let bad = credential("exscan", "wrong");
+        let refused = WinrmSession::connect(target(&bad)).await.err();
+        (items, fault.err(), second.map(|i| i.len()), refused, session.stats)
+    });
+    let _ = stub.kill();
+    let (items, fault, second, refused, stats) = outcome;
+    assert_eq!(items.len(), 1);
+    assert!(items[0].text("Caption").unwrap().ends_with("/cimv2/Win32_OperatingSystem"), "{items:?}");
+    assert_eq!(items[0].text("BuildNumber"), Some("17763"));
+    assert!(fault.unwrap().to_string().contains("ActionNotSupported"));
+    // Sequence numbers and RC4 state stayed in step across messages.
+    assert_eq!(second.unwrap(), 1);
+    let refused = refused.expect("a wrong password is refused");
+    assert_eq!(refused.kind(), FailureKind::AuthFailed, "{refused}");
+    assert!(stats.round_trips >= 5 && stats.bytes_sent > 0, "{stats:?}");
+}
