@@ -33,7 +33,42 @@ pub struct Host {
     pub roles: Vec<String>,
     /// The credentials entry; `None` means the default entry.
     pub credential: Option<String>,
+    /// Transports in order of preference: a fact the first cannot give is asked of the next.
+    pub transports: Vec<TransportKind>,
+    /// WinRM over HTTP (5985 unless the inventory says otherwise).
+    pub winrm_port: u16,
     pub origin: Origin,
+}
+
+/// A transport a host may be read over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportKind {
+    Smb,
+    Winrm,
+}
+
+/// `["smb", "winrm"]`: SMB first (it reads files and the registry directly), WinRM for what
+/// SMB cannot give.
+pub const DEFAULT_TRANSPORTS: [TransportKind; 2] = [TransportKind::Smb, TransportKind::Winrm];
+
+fn parse_transports(path: &Path, line: usize, names: &[String]) -> Result<Vec<TransportKind>, InventoryError> {
+    let mut out = Vec::new();
+    for n in names {
+        let t = match n.trim().to_ascii_lowercase().as_str() {
+            "smb" => TransportKind::Smb,
+            "winrm" => TransportKind::Winrm,
+            other => return Err(invalid(path, line, format!("unknown transport {other:?} (smb, winrm)"))),
+        };
+        if out.contains(&t) {
+            return Err(invalid(path, line, format!("transport {n:?} listed twice")));
+        }
+        out.push(t);
+    }
+    if out.is_empty() {
+        return Err(invalid(path, line, "no transport (smb, winrm)"));
+    }
+    Ok(out)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -132,7 +167,7 @@ pub fn parse_csv(path: &Path, text: &str) -> Result<Vec<Host>, InventoryError> {
         .clone();
     let header_line = line_numbers.first().copied().unwrap_or(1);
     let column = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
-    let known = ["name", "address", "roles", "credential"];
+    let known = ["name", "address", "roles", "credential", "transports"];
     if let Some(unknown) = headers
         .iter()
         .find(|h| !known.iter().any(|k| h.eq_ignore_ascii_case(k)))
@@ -152,6 +187,7 @@ pub fn parse_csv(path: &Path, text: &str) -> Result<Vec<Host>, InventoryError> {
     };
     let roles_col = column("roles");
     let cred_col = column("credential");
+    let transports_col = column("transports");
 
     let mut hosts = Vec::new();
     for record in reader.records() {
@@ -165,14 +201,12 @@ pub fn parse_csv(path: &Path, text: &str) -> Result<Vec<Host>, InventoryError> {
             .map(str::to_owned)
             .collect();
         let credential = Some(field(cred_col)).filter(|c| !c.is_empty()).map(str::to_owned);
-        hosts.push(build_host(
-            path,
-            line,
-            field(Some(name_col)),
-            field(Some(addr_col)),
-            roles,
-            credential,
-        )?);
+        let mut host = build_host(path, line, field(Some(name_col)), field(Some(addr_col)), roles, credential)?;
+        let transports: Vec<String> = field(transports_col).split(';').filter(|t| !t.trim().is_empty()).map(str::to_owned).collect();
+        if !transports.is_empty() {
+            host.transports = parse_transports(path, line, &transports)?;
+        }
+        hosts.push(host);
     }
     Ok(hosts)
 }
@@ -192,6 +226,8 @@ struct TomlDefaults {
     #[serde(default)]
     roles: Vec<String>,
     credential: Option<String>,
+    transports: Option<Vec<String>>,
+    winrm_port: Option<u16>,
 }
 
 #[derive(Deserialize)]
@@ -201,6 +237,8 @@ struct TomlHost {
     address: String,
     roles: Option<Vec<String>>,
     credential: Option<String>,
+    transports: Option<Vec<String>>,
+    winrm_port: Option<u16>,
 }
 
 pub fn parse_toml(path: &Path, text: &str) -> Result<Vec<Host>, InventoryError> {
@@ -216,14 +254,23 @@ pub fn parse_toml(path: &Path, text: &str) -> Result<Vec<Host>, InventoryError> 
         .map(|spanned| {
             let line = line_of(text, spanned.span().start);
             let h = spanned.into_inner();
-            build_host(
+            let mut host = build_host(
                 path,
                 line,
                 &h.name,
                 &h.address,
                 h.roles.unwrap_or_else(|| inv.defaults.roles.clone()),
                 h.credential.or_else(|| inv.defaults.credential.clone()),
-            )
+            )?;
+            if let Some(t) = h.transports.or_else(|| inv.defaults.transports.clone()) {
+                host.transports = parse_transports(path, line, &t)?;
+            }
+            match h.winrm_port.or(inv.defaults.winrm_port) {
+                Some(0) => return Err(invalid(path, line, "winrm_port 0")),
+                Some(p) => host.winrm_port = p,
+                None => {}
+            }
+            Ok(host)
         })
         .collect()
 }
@@ -263,6 +310,8 @@ fn build_host(
         smb_port,
         roles,
         credential,
+        transports: DEFAULT_TRANSPORTS.to_vec(),
+        winrm_port: 5985,
         origin: Origin {
             file: path.to_owned(),
             line,
@@ -395,5 +444,18 @@ mod tests {
         assert!(split_address("host:0").is_err());
         assert!(split_address("a..b").is_err());
         assert!(split_address("[::1").is_err());
+    }
+
+    #[test]
+    fn transports_default_to_smb_then_winrm_and_can_be_chosen() {
+        let csv = "name,address,transports\nh1,127.0.0.1,\nh2,127.0.0.2,winrm;smb\n";
+        let hosts = parse_csv(Path::new("i.csv"), csv).unwrap();
+        assert_eq!(hosts[0].transports, DEFAULT_TRANSPORTS);
+        assert_eq!(hosts[1].transports, [TransportKind::Winrm, TransportKind::Smb]);
+        let toml_text = "[defaults]\ntransports = ['winrm']\nwinrm_port = 55985\n[[host]]\nname = 'a'\naddress = '127.0.0.1'\n";
+        let hosts = parse_toml(Path::new("i.toml"), toml_text).unwrap();
+        assert_eq!((hosts[0].transports.as_slice(), hosts[0].winrm_port), (&[TransportKind::Winrm][..], 55985));
+        let err = parse_csv(Path::new("i.csv"), "name,address,transports\nh,127.0.0.1,ftp\n").unwrap_err();
+        assert_eq!(err.to_string(), "i.csv:2: unknown transport \"ftp\" (smb, winrm)");
     }
 }

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Semaphore};
 use tracing::{info, info_span, warn, Instrument};
 
-use crate::collect::{collect_probes, collect_smb, Plan};
+use crate::collect::{self, collect_probes, collect_smb, Plan};
+use crate::inventory::TransportKind;
+use crate::transport::winrm::{WinrmSession, WinrmTarget};
 use crate::credentials::{Credentials, DEFAULT_ENTRY};
 use crate::facts::{Failure, FailureKind, HostFacts};
 use crate::inventory::Host;
@@ -137,39 +139,84 @@ async fn scan_one(
     let credential = credentials.get(credential_name);
     let account = credential.map(|c| c.account());
 
-    let session = match credential {
-        None => Err(Failure {
+    let Some(credential) = credential else {
+        facts.host_failure = Some(Failure {
             kind: FailureKind::Skipped,
             reason: format!("no credential named {credential_name:?}"),
-        }),
-        Some(credential) => logon(host, credential_name, credential, breaker, host_timeout).await,
+        });
+        return finish_host(index, host, account, facts, catalog, started_at, t0, rpc_calls);
     };
-
-    match session {
-        Err(failure) => {
-            warn!(kind = failure.kind.as_str(), reason = %failure.reason, "host not scanned");
-            facts.host_failure = Some(failure);
+    let deadline = Instant::now() + host_timeout;
+    let mut connected = false;
+    let mut refusals: Vec<(TransportKind, Failure)> = Vec::new();
+    for transport in &host.transports {
+        // A refused logon is not retried over another transport: the account is the same,
+        // and each try counts toward the lockout.
+        if Instant::now() >= deadline || refusals.iter().any(|(_, f)| f.kind == FailureKind::AuthFailed) {
+            break;
         }
-        Ok((mut session, deadline)) => {
-            let addr = socket_addr(&host.address, host.smb_port);
-            let work = async {
-                collect_smb(&mut session, &plan, catalog, &mut facts).await;
-                if plan.probes {
-                    collect_probes(&addr, host_timeout, &mut facts).await;
+        match transport {
+            TransportKind::Smb => match logon(host, credential_name, credential, breaker, deadline, host_timeout).await {
+                Err(failure) => refusals.push((TransportKind::Smb, failure)),
+                Ok(mut session) => {
+                    let addr = socket_addr(&host.address, host.smb_port);
+                    let work = async {
+                        collect_smb(&mut session, &plan, catalog, &mut facts).await;
+                        if plan.probes {
+                            collect_probes(&addr, host_timeout, &mut facts).await;
+                        }
+                    };
+                    let collected = tokio::time::timeout_at(deadline.into(), work).await;
+                    rpc_calls = session.stats.rpc_calls;
+                    connected = true;
+                    match collected {
+                        // Closing is courtesy to the host; it must not hold up the sweep.
+                        Ok(()) => {
+                            let _ = tokio::time::timeout(Duration::from_secs(2), session.close()).await;
+                        }
+                        Err(_) => break,
+                    }
                 }
-            };
-            let collected = tokio::time::timeout_at(deadline.into(), work).await;
-            rpc_calls = session.stats.rpc_calls;
-            match collected {
-                Ok(()) => {
-                    // Closing is courtesy to the host; it must not hold up the sweep.
-                    let _ = tokio::time::timeout(Duration::from_secs(2), session.close()).await;
+            },
+            TransportKind::Winrm => match winrm_logon(host, credential_name, credential, breaker, deadline, host_timeout).await {
+                Err(failure) => refusals.push((TransportKind::Winrm, failure)),
+                Ok(mut session) => {
+                    let only_missing = connected;
+                    let work = collect::winrm::collect(&mut session, &plan, catalog, &mut facts, only_missing);
+                    let collected = tokio::time::timeout_at(deadline.into(), work).await;
+                    connected = true;
+                    info!(round_trips = session.stats.round_trips, bytes = session.stats.bytes_sent + session.stats.bytes_received, "winrm collected");
+                    if collected.is_err() {
+                        break;
+                    }
                 }
-                Err(_) => mark_cut_off(&mut facts, &plan, host_timeout),
-            }
-            info!(facts = facts.len(), rpc_calls, "host collected");
+            },
         }
     }
+    if !connected {
+        let failure = combine_failures(&refusals);
+        warn!(kind = failure.kind.as_str(), reason = %failure.reason, "host not scanned");
+        facts.host_failure = Some(failure);
+    } else {
+        if Instant::now() >= deadline {
+            mark_cut_off(&mut facts, &plan, host_timeout);
+        }
+        info!(facts = facts.len(), rpc_calls, "host collected");
+    }
+    finish_host(index, host, account, facts, catalog, started_at, t0, rpc_calls)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn finish_host(
+    index: usize,
+    host: &Host,
+    account: Option<String>,
+    facts: HostFacts,
+    catalog: &Catalog,
+    started_at: Timestamp,
+    t0: Instant,
+    rpc_calls: u32,
+) -> HostResult {
     let findings = evaluate_host(&host.roles, &facts, catalog);
     HostResult {
         index,
@@ -182,6 +229,36 @@ async fn scan_one(
     }
 }
 
+/// Why no transport reached the host: the most telling cause first (a refused logon over a
+/// refused connection), every transport's reason in the text.
+fn combine_failures(refusals: &[(TransportKind, Failure)]) -> Failure {
+    let rank = |k: FailureKind| match k {
+        FailureKind::AuthFailed => 0,
+        FailureKind::AccessDenied => 1,
+        FailureKind::Skipped => 2,
+        FailureKind::Timeout => 3,
+        FailureKind::Protocol => 4,
+        FailureKind::Unreachable => 5,
+    };
+    let kind = refusals.iter().map(|(_, f)| f.kind).min_by_key(|k| rank(*k)).unwrap_or(FailureKind::Skipped);
+    let reason = match refusals {
+        [(_, only)] => only.reason.clone(),
+        _ => refusals
+            .iter()
+            .map(|(t, f)| format!("{}: {}", transport_label(*t), f.reason))
+            .collect::<Vec<_>>()
+            .join("; "),
+    };
+    Failure { kind, reason }
+}
+
+fn transport_label(t: TransportKind) -> &'static str {
+    match t {
+        TransportKind::Smb => "smb",
+        TransportKind::Winrm => "winrm",
+    }
+}
+
 /// Logs on, through the lockout breaker, within the host's deadline. Returns the session and
 /// the deadline the rest of the host's work must keep.
 async fn logon(
@@ -189,8 +266,9 @@ async fn logon(
     credential_name: &str,
     credential: &crate::credentials::Credential,
     breaker: &Arc<LockoutBreaker>,
+    deadline: Instant,
     host_timeout: Duration,
-) -> Result<(SmbSession, Instant), Failure> {
+) -> Result<SmbSession, Failure> {
     // Keyed on the account, not the entry name: two entries for one account share its budget.
     let ticket = match breaker.admit(&credential.account().to_lowercase()).await {
         Admission::Go(t) => t,
@@ -203,7 +281,6 @@ async fn logon(
             })
         }
     };
-    let deadline = Instant::now() + host_timeout;
     let target = SmbTarget {
         host: &host.address,
         port: host.smb_port,
@@ -227,7 +304,55 @@ async fn logon(
         }
         Ok(Ok(session)) => {
             ticket.logon_succeeded();
-            Ok((session, deadline))
+            Ok(session)
+        }
+    }
+}
+
+/// The same for WinRM: through the breaker (a refused NTLM logon counts), within the deadline.
+async fn winrm_logon(
+    host: &Host,
+    credential_name: &str,
+    credential: &crate::credentials::Credential,
+    breaker: &Arc<LockoutBreaker>,
+    deadline: Instant,
+    host_timeout: Duration,
+) -> Result<WinrmSession, Failure> {
+    let ticket = match breaker.admit(&credential.account().to_lowercase()).await {
+        Admission::Go(t) => t,
+        Admission::Tripped { failures } => {
+            return Err(Failure {
+                kind: FailureKind::Skipped,
+                reason: format!(
+                    "credential {credential_name:?} not tried: {failures} logon failures earlier in this run (lockout breaker)"
+                ),
+            })
+        }
+    };
+    let target = WinrmTarget {
+        host: &host.address,
+        port: host.winrm_port,
+        credential,
+        timeout: host_timeout,
+    };
+    match tokio::time::timeout_at(deadline.into(), WinrmSession::connect(target)).await {
+        Err(_) => Err(Failure {
+            kind: FailureKind::Timeout,
+            reason: format!("no WinRM session within {}s", host_timeout.as_secs_f64()),
+        }),
+        Ok(Err(e)) => {
+            let kind = e.kind();
+            if kind == FailureKind::AuthFailed {
+                ticket.logon_refused();
+            }
+            Err(Failure {
+                kind,
+                reason: e.to_string(),
+            })
+        }
+        Ok(Ok(session)) => {
+            ticket.logon_succeeded();
+            Ok(session)
         }
     }
 }

@@ -124,6 +124,15 @@ fn source(path: &str, read_at: Timestamp) -> Source {
     }
 }
 
+/// A template that is not under `%SystemRoot%` as a full drive path (`C:\Program Files\…`),
+/// for transports that take paths rather than shares.
+pub fn resolve_drive_path(template: &str, facts: &HostFacts) -> Result<String, Failure> {
+    match resolve(template, facts)? {
+        Location::Drive(path) => Ok(path.to_string()),
+        Location::AdminShare(_) => Err(skipped(format!("{template}: the system root is not known"))),
+    }
+}
+
 /// Reads one file's version through the share that serves it. A drive path under the
 /// system root falls back to `ADMIN$` when the drive's share is missing or denied.
 async fn read(

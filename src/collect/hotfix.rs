@@ -38,7 +38,7 @@ pub fn normalize_update_id(id: &str) -> String {
 }
 
 /// `SP4`, `RTM`, `Gold`: the service-pack level keys MBSA's layout puts between product and update.
-fn is_level(name: &str) -> bool {
+pub fn is_level(name: &str) -> bool {
     let upper = name.trim().to_ascii_uppercase();
     upper == "RTM" || upper == "GOLD" || upper.strip_prefix("SP").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }

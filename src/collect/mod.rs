@@ -9,6 +9,7 @@ pub mod files;
 pub mod hotfix;
 pub mod identity;
 pub mod services;
+pub mod winrm;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};

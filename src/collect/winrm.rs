@@ -1,0 +1,424 @@
+//! Collection over WinRM: the same facts as over SMB, with the same names and shapes, read
+//! through WMI: registry values and keys through `StdRegProv`, the Updates keys likewise,
+//! installed updates from `Win32_QuickFixEngineering`, services from `Win32_Service`, file
+//! versions from `CIM_DataFile`, Windows from `Win32_OperatingSystem`. Each fact says it came
+//! over WinRM.
+//!
+//! `only_missing`: when another transport ran first, only the facts it could not give are
+//! asked for (a fact absent from the facts, or unavailable).
+
+use std::collections::HashMap;
+
+use exsweep_wire::regvalue::RegData;
+use exsweep_wire::wsman::{Item, Prop};
+
+use super::files::{self, file_fact_name, FILE_ASPECTS};
+use super::hotfix::normalize_update_id;
+use super::services::{service_fact_name, start_mode_name};
+use super::{failure, Plan, UPDATES};
+use crate::facts::{registry_fact_name, registry_key_fact_name, Failure, Fact, HostFacts, RegistryValue, Source, Transport, Value};
+use crate::rules::{bulletins, Catalog};
+use crate::timefmt::Timestamp;
+use crate::transport::winrm::WinrmSession;
+use crate::transport::TransportError;
+
+fn source(path: &str, value: Option<&str>) -> Source {
+    Source {
+        transport: Transport::Winrm,
+        path: path.to_owned(),
+        value: value.map(str::to_owned),
+        read_at: Timestamp::now(),
+    }
+}
+
+/// Whether `name` still needs reading.
+fn wanted(facts: &HostFacts, name: &str, only_missing: bool) -> bool {
+    !only_missing || !matches!(facts.get(name).map(|f| &f.value), Some(v) if !matches!(v, Value::Unavailable(_)))
+}
+
+/// `HKLM\A\B` → `A\B` (StdRegProv takes the hive apart).
+fn subkey(path: &str) -> &str {
+    path.split_once('\\').map_or("", |(_, rest)| rest)
+}
+
+/// StdRegProv's `ReturnValue`: 0 success, 2 not found, 5 access denied.
+fn return_value(item: &Item) -> u32 {
+    item.text("ReturnValue").and_then(|v| v.trim().parse().ok()).unwrap_or(u32::MAX)
+}
+
+fn list(item: &Item, name: &str) -> Vec<String> {
+    match item.get(name) {
+        Some(Prop::List(v)) => v.clone(),
+        Some(Prop::Text(t)) => vec![t.clone()],
+        _ => Vec::new(),
+    }
+}
+
+/// Value names and types of one key (EnumValues), `None` when the key does not exist.
+async fn value_types(session: &mut WinrmSession, key: &str) -> Result<Option<HashMap<String, u32>>, TransportError> {
+    let item = session.registry("EnumValues", subkey(key), None).await?;
+    match return_value(&item) {
+        0 => {
+            let names = list(&item, "sNames");
+            let types = list(&item, "Types");
+            Ok(Some(
+                names
+                    .into_iter()
+                    .zip(types.iter().map(|t| t.parse().unwrap_or(0)))
+                    .map(|(n, t)| (n.to_ascii_lowercase(), t))
+                    .collect(),
+            ))
+        }
+        2 => Ok(None),
+        5 => Err(TransportError::AccessDenied {
+            what: format!("StdRegProv EnumValues {key}"),
+        }),
+        other => Err(TransportError::Winrm {
+            kind: crate::facts::FailureKind::Protocol,
+            detail: format!("StdRegProv EnumValues {key} returned {other}"),
+        }),
+    }
+}
+
+/// One registry value as `RegData`, read with the getter of its type.
+async fn read_value(session: &mut WinrmSession, key: &str, value: &str, value_type: u32) -> Result<Option<RegData>, TransportError> {
+    let method = match value_type {
+        1 => "GetStringValue",
+        2 => "GetExpandedStringValue",
+        3 => "GetBinaryValue",
+        4 => "GetDWORDValue",
+        7 => "GetMultiStringValue",
+        11 => "GetQWORDValue",
+        other => {
+            return Err(TransportError::Winrm {
+                kind: crate::facts::FailureKind::Protocol,
+                detail: format!("{key}\\{value}: registry type {other} has no StdRegProv getter"),
+            })
+        }
+    };
+    let item = session.registry(method, subkey(key), Some(value)).await?;
+    match return_value(&item) {
+        0 => {}
+        1 | 2 => return Ok(None),
+        5 => {
+            return Err(TransportError::AccessDenied {
+                what: format!("StdRegProv {method} {key}\\{value}"),
+            })
+        }
+        other => {
+            return Err(TransportError::Winrm {
+                kind: crate::facts::FailureKind::Protocol,
+                detail: format!("StdRegProv {method} returned {other}"),
+            })
+        }
+    }
+    let text = |n: &str| item.text(n).unwrap_or("").to_owned();
+    let number = |n: &str| item.text(n).and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(0);
+    Ok(Some(match value_type {
+        1 => RegData::Sz(text("sValue")),
+        2 => RegData::ExpandSz(text("sValue")),
+        3 => RegData::Binary(list(&item, "uValue").iter().filter_map(|b| b.parse().ok()).collect()),
+        4 => RegData::Dword(number("uValue") as u32),
+        7 => RegData::MultiSz(list(&item, "sValue")),
+        _ => RegData::Qword(number("uValue")),
+    }))
+}
+
+/// Subkey names of a key (EnumKey); `None` when it does not exist.
+async fn subkeys(session: &mut WinrmSession, key: &str) -> Result<Option<Vec<String>>, TransportError> {
+    let item = session.registry("EnumKey", subkey(key), None).await?;
+    match return_value(&item) {
+        0 => Ok(Some(list(&item, "sNames"))),
+        2 => Ok(None),
+        5 => Err(TransportError::AccessDenied {
+            what: format!("StdRegProv EnumKey {key}"),
+        }),
+        other => Err(TransportError::Winrm {
+            kind: crate::facts::FailureKind::Protocol,
+            detail: format!("StdRegProv EnumKey {key} returned {other}"),
+        }),
+    }
+}
+
+/// Reads over WinRM what `plan` asks for (all of it, or only what is missing).
+pub async fn collect(session: &mut WinrmSession, plan: &Plan, catalog: &Catalog, facts: &mut HostFacts, only_missing: bool) {
+    registry(session, plan, facts, only_missing).await;
+    keys(session, plan, facts, only_missing).await;
+    super::derive_exchange_setup(facts);
+    let os = operating_system(session, facts).await;
+    updates(session, plan, facts, only_missing).await;
+    services(session, plan, facts, only_missing).await;
+    // Identity files first: they decide which bulletins' files are needed.
+    let identity: Vec<String> = files::identity_files(facts).into_iter().map(str::to_owned).collect();
+    file_versions(session, &identity, facts, only_missing).await;
+    super::derive_identity(facts);
+    let rest: Vec<String> = plan
+        .files
+        .iter()
+        .cloned()
+        .chain(bulletins::files_for_host(&catalog.bulletins, facts))
+        .filter(|t| !identity.iter().any(|i| i.eq_ignore_ascii_case(t)))
+        .collect();
+    file_versions(session, &rest, facts, only_missing).await;
+    super::finish(plan, facts, None);
+    // Windows as WMI names it, where no other transport said it first.
+    if let (Some(os), false) = (os, only_missing) {
+        os_facts(&os, facts);
+    }
+}
+
+/// `os.version`, `os.build`, `os.service_pack`, `os.product` from Win32_OperatingSystem.
+fn os_facts(os: &Item, facts: &mut HostFacts) {
+    const FROM: &str = "Win32_OperatingSystem";
+    if let Some(version) = os.text("Version") {
+        facts.insert(Fact::new("os.version", Value::Text(version.to_owned()), source(FROM, Some("Version"))));
+        if let Some(product) = crate::builds::Build::parse(version).and_then(crate::builds::windows_product) {
+            facts.insert(Fact::new("os.product", Value::Text(product.to_owned()), source(FROM, Some("Version"))));
+        }
+    }
+    if let Some(build) = os.text("BuildNumber").and_then(|b| b.trim().parse::<u64>().ok()) {
+        facts.insert(Fact::new("os.build", Value::Number(build), source(FROM, Some("BuildNumber"))));
+    }
+    if let Some(sp) = os.text("ServicePackMajorVersion").and_then(|v| v.trim().parse::<u64>().ok()) {
+        facts.insert(Fact::new("os.service_pack", Value::Number(sp), source(FROM, Some("ServicePackMajorVersion"))));
+    }
+}
+
+async fn registry(session: &mut WinrmSession, plan: &Plan, facts: &mut HostFacts, only_missing: bool) {
+    let mut types: HashMap<String, Result<Option<HashMap<String, u32>>, Failure>> = HashMap::new();
+    for (key, value) in &plan.registry_values {
+        let name = registry_fact_name(key, value);
+        if !wanted(facts, &name, only_missing) {
+            continue;
+        }
+        if !types.contains_key(&key.to_ascii_lowercase()) {
+            let listed = value_types(session, key).await.map_err(|e| failure(&e));
+            types.insert(key.to_ascii_lowercase(), listed);
+        }
+        let (fact_value, reg) = match &types[&key.to_ascii_lowercase()] {
+            Err(f) => (Value::Unavailable(f.clone()), None),
+            Ok(None) => (Value::Absent, None),
+            Ok(Some(map)) => match map.get(&value.to_ascii_lowercase()) {
+                None => (Value::Absent, None),
+                Some(t) => match read_value(session, key, value, *t).await {
+                    Ok(Some(data)) => (Value::Registry(RegistryValue::from_reg(&data)), Some(data)),
+                    Ok(None) => (Value::Absent, None),
+                    Err(e) => (Value::Unavailable(failure(&e)), None),
+                },
+            },
+        };
+        facts.insert(Fact {
+            name,
+            value: fact_value,
+            reg,
+            source: source(key, Some(value)),
+        });
+    }
+}
+
+async fn keys(session: &mut WinrmSession, plan: &Plan, facts: &mut HostFacts, only_missing: bool) {
+    for key in &plan.registry_keys {
+        let name = registry_key_fact_name(key);
+        if !wanted(facts, &name, only_missing) {
+            continue;
+        }
+        let value = match subkeys(session, key).await {
+            Ok(Some(_)) => Value::Bool(true),
+            Ok(None) => Value::Absent,
+            Err(e) => Value::Unavailable(failure(&e)),
+        };
+        facts.insert(Fact::new(&name, value, source(key, None)));
+    }
+}
+
+/// Win32_OperatingSystem, read once: `os.windows_directory` (for `%SystemRoot%` paths) now,
+/// the rest after the derived facts.
+async fn operating_system(session: &mut WinrmSession, facts: &mut HostFacts) -> Option<Item> {
+    const FROM: &str = "Win32_OperatingSystem";
+    match session.enumerate(FROM, None).await {
+        Ok(items) => {
+            let os = items.into_iter().next()?;
+            if let Some(dir) = os.text("WindowsDirectory") {
+                facts.insert(Fact::new("os.windows_directory", Value::Text(dir.to_owned()), source(FROM, Some("WindowsDirectory"))));
+            }
+            Some(os)
+        }
+        Err(e) => {
+            facts.insert(Fact::new("os.windows_directory", Value::Unavailable(failure(&e)), source(FROM, None)));
+            None
+        }
+    }
+}
+
+async fn updates(session: &mut WinrmSession, plan: &Plan, facts: &mut HostFacts, only_missing: bool) {
+    if !plan.update_indicators {
+        return;
+    }
+    if wanted(facts, "updates.indicators", only_missing) {
+        let value = match update_tree(session).await {
+            Ok(entries) => Value::List(entries),
+            Err(e) => Value::Unavailable(failure(&e)),
+        };
+        facts.insert(Fact::new("updates.indicators", value, source(UPDATES, None)));
+    }
+    if wanted(facts, "hotfix.installed", only_missing) {
+        const FROM: &str = "Win32_QuickFixEngineering";
+        let value = match session.enumerate(FROM, None).await {
+            Ok(items) => {
+                let mut ids: Vec<String> = items
+                    .iter()
+                    .filter_map(|i| i.text("HotFixID"))
+                    .filter(|id| !id.is_empty() && *id != "File 1")
+                    .map(normalize_update_id)
+                    .collect();
+                ids.sort();
+                ids.dedup();
+                Value::List(ids)
+            }
+            Err(e) => Value::Unavailable(failure(&e)),
+        };
+        facts.insert(Fact::new("hotfix.installed", value, source(FROM, Some("HotFixID"))));
+    }
+}
+
+/// `<product>\<SPn>\<id>` under the Updates key, as the SMB collector lists them.
+async fn update_tree(session: &mut WinrmSession) -> Result<Vec<String>, TransportError> {
+    let mut out = Vec::new();
+    let Some(products) = subkeys(session, UPDATES).await? else {
+        return Ok(out);
+    };
+    for product in products {
+        let product_path = format!("{UPDATES}\\{product}");
+        for level in subkeys(session, &product_path).await?.unwrap_or_default() {
+            if !super::hotfix::is_level(&level) {
+                out.push(format!("{product}\\{level}"));
+                continue;
+            }
+            for id in subkeys(session, &format!("{product_path}\\{level}")).await?.unwrap_or_default() {
+                out.push(format!("{product}\\{level}\\{id}"));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `Auto` → `automatic`, as the registry's `Start` values are named.
+fn wmi_start_mode(mode: &str) -> String {
+    match mode.to_ascii_lowercase().as_str() {
+        "auto" => start_mode_name(2),
+        "manual" => start_mode_name(3),
+        "disabled" => start_mode_name(4),
+        "boot" => start_mode_name(0),
+        "system" => start_mode_name(1),
+        other => return other.to_owned(),
+    }
+    .to_owned()
+}
+
+async fn services(session: &mut WinrmSession, plan: &Plan, facts: &mut HostFacts, only_missing: bool) {
+    if plan.services.is_empty() {
+        return;
+    }
+    const FROM: &str = "Win32_Service";
+    let aspects = ["start_mode", "state", "display_name", "image_path"];
+    let needed = plan
+        .services
+        .iter()
+        .any(|s| aspects.iter().any(|a| wanted(facts, &service_fact_name(s, a), only_missing)));
+    if !needed {
+        return;
+    }
+    let listed = session.enumerate(FROM, None).await;
+    for name in &plan.services {
+        for aspect in aspects {
+            let fact_name = service_fact_name(name, aspect);
+            if !wanted(facts, &fact_name, only_missing) {
+                continue;
+            }
+            let value = match &listed {
+                Err(e) => Value::Unavailable(failure(e)),
+                Ok(items) => match items.iter().find(|i| i.text("Name").is_some_and(|n| n.eq_ignore_ascii_case(name))) {
+                    None => Value::Absent,
+                    Some(item) => {
+                        let property = match aspect {
+                            "start_mode" => "StartMode",
+                            "state" => "State",
+                            "display_name" => "DisplayName",
+                            _ => "PathName",
+                        };
+                        match item.text(property) {
+                            None => Value::Absent,
+                            Some(v) if aspect == "start_mode" => Value::Text(wmi_start_mode(v)),
+                            Some(v) if aspect == "state" => Value::Text(v.to_ascii_lowercase().replace(' ', "-")),
+                            Some(v) => Value::Text(v.to_owned()),
+                        }
+                    }
+                },
+            };
+            facts.insert(Fact::new(&fact_name, value, source(FROM, Some(name))));
+        }
+    }
+}
+
+/// A template as a full path on the host: `%SystemRoot%` from Win32_OperatingSystem's
+/// WindowsDirectory, the others as the SMB collector resolves them.
+fn full_path(template: &str, facts: &HostFacts) -> Result<String, Failure> {
+    let (head, rest) = template.split_once('\\').unwrap_or((template, ""));
+    if head.eq_ignore_ascii_case("%SystemRoot%") || head.eq_ignore_ascii_case("%windir%") {
+        return match facts.get("os.windows_directory").map(|f| &f.value) {
+            Some(Value::Text(dir)) => Ok(format!("{}\\{rest}", dir.trim_end_matches('\\'))),
+            Some(Value::Unavailable(f)) => Err(f.clone()),
+            _ => Err(Failure {
+                kind: crate::facts::FailureKind::Skipped,
+                reason: "%SystemRoot% unknown: Win32_OperatingSystem gave no WindowsDirectory".into(),
+            }),
+        };
+    }
+    files::resolve_drive_path(template, facts)
+}
+
+async fn file_versions(session: &mut WinrmSession, templates: &[String], facts: &mut HostFacts, only_missing: bool) {
+    const FROM: &str = "CIM_DataFile";
+    for template in templates {
+        if !wanted(facts, &file_fact_name(template, "version"), only_missing) {
+            continue;
+        }
+        let put = |facts: &mut HostFacts, aspect: &str, value: Value, path: &str| {
+            facts.insert(Fact::new(&file_fact_name(template, aspect), value, source(path, Some(FROM))));
+        };
+        let path = match full_path(template, facts) {
+            Ok(p) => p,
+            Err(f) => {
+                for aspect in FILE_ASPECTS {
+                    put(facts, aspect, Value::Unavailable(f.clone()), template);
+                }
+                continue;
+            }
+        };
+        let wql = format!(
+            "SELECT Name,Version,FileSize FROM CIM_DataFile WHERE Name='{}'",
+            path.replace('\\', "\\\\").replace('\'', "\\'")
+        );
+        match session.enumerate(FROM, Some(&wql)).await {
+            Err(e) => {
+                for aspect in FILE_ASPECTS {
+                    put(facts, aspect, Value::Unavailable(failure(&e)), &path);
+                }
+            }
+            Ok(items) => match items.first() {
+                None => {
+                    put(facts, "exists", Value::Bool(false), &path);
+                    put(facts, "version", Value::Absent, &path);
+                }
+                Some(item) => {
+                    put(facts, "exists", Value::Bool(true), &path);
+                    let version = item.text("Version").filter(|v| !v.is_empty());
+                    put(facts, "version", version.map_or(Value::Absent, |v| Value::Text(v.to_owned())), &path);
+                    if let Some(size) = item.text("FileSize").and_then(|s| s.trim().parse().ok()) {
+                        put(facts, "size", Value::Number(size), &path);
+                    }
+                }
+            },
+        }
+    }
+}
