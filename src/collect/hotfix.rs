@@ -124,7 +124,9 @@ pub async fn collect(session: &mut SmbSession, facts: &mut HostFacts) -> Option<
             return session_lost(&e).then_some(f);
         }
     };
-    let entries = found.iter().map(|i| i.entry.clone()).collect();
+    // Sorted: a registry's enumeration order is its own, not part of the fact.
+    let mut entries: Vec<String> = found.iter().map(|i| i.entry.clone()).collect();
+    entries.sort_by_key(|e| e.to_ascii_lowercase());
     facts.insert(Fact::new("updates.indicators", Value::List(entries), smb_source(UPDATES)));
     let ids: BTreeSet<String> = found.iter().map(|i| i.id.clone()).collect();
     facts.insert(Fact::new("hotfix.installed", Value::List(ids.into_iter().collect()), smb_source(UPDATES)));

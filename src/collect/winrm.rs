@@ -256,7 +256,10 @@ async fn updates(session: &mut WinrmSession, plan: &Plan, facts: &mut HostFacts,
     }
     if wanted(facts, "updates.indicators", only_missing) {
         let value = match update_tree(session).await {
-            Ok(entries) => Value::List(entries),
+            Ok(mut entries) => {
+                entries.sort_by_key(|e| e.to_ascii_lowercase());
+                Value::List(entries)
+            }
             Err(e) => Value::Unavailable(failure(&e)),
         };
         facts.insert(Fact::new("updates.indicators", value, source(UPDATES, None)));
@@ -396,7 +399,7 @@ async fn file_versions(session: &mut WinrmSession, templates: &[String], facts: 
             }
         };
         let wql = format!(
-            "SELECT Name,Version,FileSize FROM CIM_DataFile WHERE Name='{}'",
+            "SELECT Name,Version FROM CIM_DataFile WHERE Name='{}'",
             path.replace('\\', "\\\\").replace('\'', "\\'")
         );
         match session.enumerate(FROM, Some(&wql)).await {
@@ -414,9 +417,6 @@ async fn file_versions(session: &mut WinrmSession, templates: &[String], facts: 
                     put(facts, "exists", Value::Bool(true), &path);
                     let version = item.text("Version").filter(|v| !v.is_empty());
                     put(facts, "version", version.map_or(Value::Absent, |v| Value::Text(v.to_owned())), &path);
-                    if let Some(size) = item.text("FileSize").and_then(|s| s.trim().parse().ok()) {
-                        put(facts, "size", Value::Number(size), &path);
-                    }
                 }
             },
         }
