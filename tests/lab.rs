@@ -750,3 +750,74 @@ fn winrm_client_logs_on_and_seals_against_pyspnego() {
     assert_eq!(refused.kind(), FailureKind::AuthFailed, "{refused}");
     assert!(stats.round_trips >= 5 && stats.bytes_sent > 0, "{stats:?}");
 }
+
+/// Keys whose values Samba computes itself: the SMB side reads Samba's, the WinRM side the
+/// profile's, so they cannot agree in the lab (tests/lab/README.md).
+const SAMBA_OWN_KEYS: [&str; 5] = [
+    r"HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion",
+    r"HKLM\SYSTEM\CurrentControlSet\Control\ProductOptions",
+    r"HKLM\SYSTEM\CurrentControlSet\Services\Tcpip\Parameters",
+    r"HKLM\SYSTEM\CurrentControlSet\Services\Netlogon\Parameters",
+    r"HKLM\SYSTEM\CurrentControlSet\Services\LanmanServer\Shares",
+];
+
+/// Facts both transports give, compared: registry values and keys, the Updates keys and
+/// installed updates, service start modes, file versions and existence, and what is derived
+/// from them (Exchange and Windows identity).
+fn comparable(name: &str) -> bool {
+    if SAMBA_OWN_KEYS.iter().any(|k| name.to_ascii_lowercase().contains(&k.to_ascii_lowercase())) {
+        return false;
+    }
+    name.starts_with("registry:")
+        || name.starts_with("registry-key:")
+        || (name.starts_with("file.") && (name.ends_with(".version") || name.ends_with(".exists")))
+        || (name.starts_with("service.") && name.ends_with(".start_mode"))
+        || name.starts_with("exchange.")
+        || ["os.build", "os.service_pack", "os.product", "updates.indicators", "hotfix.installed"].contains(&name)
+}
+
+/// For every lab host, the facts read over SMB alone and over WinRM alone agree.
+#[test]
+fn facts_over_smb_and_over_winrm_agree() {
+    use exsweep::inventory::TransportKind;
+    let port: u16 = std::env::var("EXSWEEP_LAB_WINRM_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(5985);
+    let with = |t: TransportKind| -> Vec<Host> {
+        lab_hosts()
+            .into_iter()
+            .map(|mut h| {
+                h.transports = vec![t];
+                h.winrm_port = port;
+                h
+            })
+            .collect()
+    };
+    let smb = scan(with(TransportKind::Smb), lab_credentials(), &config(30));
+    let winrm = scan(with(TransportKind::Winrm), lab_credentials(), &config(30));
+    let mut compared = 0;
+    for (a, b) in smb.iter().zip(&winrm) {
+        let host = &lab_hosts()[a.index].name;
+        assert!(b.facts.host_failure.is_none(), "{host}: no WinRM session: {:?}", b.facts.host_failure);
+        let mut wrong = Vec::new();
+        for fact in a.facts.iter().filter(|f| comparable(&f.name)) {
+            let Some(other) = b.facts.get(&fact.name) else {
+                wrong.push(format!("{}: not read over WinRM", fact.name));
+                continue;
+            };
+            if matches!(fact.value, Value::Unavailable(_)) || matches!(other.value, Value::Unavailable(_)) {
+                wrong.push(format!("{}: smb {:?} / winrm {:?}", fact.name, fact.value, other.value));
+                continue;
+            }
+            if fact.value != other.value {
+                wrong.push(format!("{}: smb {:?} / winrm {:?}", fact.name, fact.value, other.value));
+            }
+            compared += 1;
+        }
+        assert!(
+            b.facts.iter().any(|f| f.source.transport == Transport::Winrm),
+            "{host}: no fact says it came over WinRM"
+        );
+        assert!(wrong.is_empty(), "{host}: {} disagreements:\n{}", wrong.len(), wrong.join("\n"));
+    }
+    assert!(compared > 500, "only {compared} facts compared");
+    eprintln!("facts compared between SMB and WinRM: {compared}");
+}
