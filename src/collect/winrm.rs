@@ -161,6 +161,7 @@ pub async fn collect(session: &mut WinrmSession, plan: &Plan, catalog: &Catalog,
         .collect();
     file_versions(session, &rest, facts, only_missing).await;
     super::finish(plan, facts, None);
+    exchange_settings(session, facts).await;
     // Windows as WMI names it, where no other transport said it first.
     if let (Some(os), false) = (os, only_missing) {
         os_facts(&os, facts);
@@ -421,4 +422,111 @@ async fn file_versions(session: &mut WinrmSession, templates: &[String], facts: 
             },
         }
     }
+}
+
+/// Runs a PowerShell script (`-EncodedCommand`, UTF-16LE base64, as Windows expects) and
+/// parses what `ConvertTo-Json` printed: an object, an array, or nothing.
+async fn powershell_json(session: &mut WinrmSession, script: &str) -> Result<Vec<serde_json::Value>, TransportError> {
+    let utf16: Vec<u8> = script.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    let encoded = crate::transport::winrm::base64(&utf16);
+    let (stdout, stderr, code) = session
+        .run_command("powershell.exe", &["-NoProfile", "-NonInteractive", "-EncodedCommand", &encoded])
+        .await?;
+    if code != 0 {
+        let text = String::from_utf8_lossy(&stderr);
+        let first = text.lines().find(|l| !l.trim().is_empty() && !l.starts_with('#')).unwrap_or("").trim();
+        return Err(TransportError::Winrm {
+            kind: crate::facts::FailureKind::Protocol,
+            detail: format!("PowerShell exited {code}: {}", first.chars().take(200).collect::<String>()),
+        });
+    }
+    let text = String::from_utf8_lossy(&stdout);
+    if text.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    match serde_json::from_str::<serde_json::Value>(text.trim()) {
+        Ok(serde_json::Value::Array(items)) => Ok(items),
+        Ok(one) => Ok(vec![one]),
+        Err(e) => Err(TransportError::Winrm {
+            kind: crate::facts::FailureKind::Protocol,
+            detail: format!("PowerShell output is not JSON: {e}"),
+        }),
+    }
+}
+
+const SNAPIN: &str = "Add-PSSnapin Microsoft.Exchange.Management.PowerShell.SnapIn -ErrorAction SilentlyContinue";
+
+/// Exchange 2013 and later, through its PowerShell: Extended Protection on the OWA and ECP
+/// virtual directories, OWA's authentication and IIS SSL settings, and whether AMSI scanning
+/// is on. `exchange.extended_protection`, `exchange.amsi_enabled`, `owa.*`.
+async fn exchange_settings(session: &mut WinrmSession, facts: &mut HostFacts) {
+    let modern = matches!(
+        facts.get("exchange.generation").map(|f| &f.value),
+        Some(Value::Text(g)) if ["2013", "2016", "2019", "SE"].contains(&g.as_str())
+    );
+    if !modern {
+        return;
+    }
+    const FROM: &str = "Exchange PowerShell over WinRM";
+    let owa_script = format!(
+        "{SNAPIN}; Get-OwaVirtualDirectory | Select-Object Name,ExtendedProtectionTokenChecking,BasicAuthentication | ConvertTo-Json"
+    );
+    let ecp_script = format!("{SNAPIN}; Get-EcpVirtualDirectory | Select-Object Name,ExtendedProtectionTokenChecking | ConvertTo-Json");
+    let owa = powershell_json(session, &owa_script).await;
+    let ecp = powershell_json(session, &ecp_script).await;
+    let token = |v: &serde_json::Value| v.get("ExtendedProtectionTokenChecking").and_then(|t| t.as_str()).unwrap_or("None").to_owned();
+    let ep = match (&owa, &ecp) {
+        (Ok(o), Ok(e)) if !o.is_empty() || !e.is_empty() => {
+            // On only where every OWA and ECP directory checks the token (Allow or Require).
+            Value::Bool(o.iter().chain(e.iter()).all(|v| !token(v).eq_ignore_ascii_case("None")))
+        }
+        (Ok(_), Ok(_)) => Value::Absent,
+        (Err(e), _) | (_, Err(e)) => Value::Unavailable(failure(e)),
+    };
+    facts.insert(Fact::new("exchange.extended_protection", ep, source(FROM, Some("ExtendedProtectionTokenChecking"))));
+    let basic = match &owa {
+        Ok(o) if !o.is_empty() => Value::Bool(o.iter().any(|v| v.get("BasicAuthentication").and_then(|b| b.as_bool()).unwrap_or(false))),
+        Ok(_) => Value::Absent,
+        Err(e) => Value::Unavailable(failure(e)),
+    };
+    facts.insert(Fact::new("owa.basic_auth_enabled", basic, source(FROM, Some("BasicAuthentication"))));
+
+    let ssl_script = "Get-WebConfigurationProperty -Filter //security/access -Name sslFlags -Location 'Default Web Site/owa' | ConvertTo-Json";
+    let (required, strong) = match powershell_json(session, ssl_script).await {
+        Ok(values) => {
+            let flags: String = values
+                .iter()
+                .map(|v| v.as_str().map(str::to_owned).or_else(|| v.get("Value").and_then(|x| x.as_str()).map(str::to_owned)).unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join(",");
+            let has = |f: &str| flags.split(',').any(|x| x.trim().eq_ignore_ascii_case(f));
+            (Value::Bool(has("Ssl")), Value::Bool(has("Ssl128")))
+        }
+        Err(e) => (Value::Unavailable(failure(&e)), Value::Unavailable(failure(&e))),
+    };
+    facts.insert(Fact::new("owa.ssl_required", required, source(FROM, Some("sslFlags"))));
+    facts.insert(Fact::new("owa.ssl_128bit_required", strong, source(FROM, Some("sslFlags"))));
+
+    // AMSI scanning came with 2019 CU10 / 2016 CU21 (July 2021) and is on unless a setting
+    // override turns the Cafe's HttpRequestFiltering off.
+    let amsi_capable = match facts.get("exchange.build").map(|f| &f.value) {
+        Some(Value::Text(b)) => crate::builds::Build::parse(b).is_some_and(|b| match b.major_minor() {
+            (15, 2) => b.0[2] >= 922,
+            (15, 1) => b.0[2] >= 2308,
+            _ => false,
+        }),
+        _ => false,
+    };
+    let override_script = format!("{SNAPIN}; Get-SettingOverride | Select-Object Name,ComponentName,SectionName,Parameters | ConvertTo-Json");
+    let amsi = match powershell_json(session, &override_script).await {
+        Ok(overrides) => {
+            let disabled = overrides.iter().any(|o| {
+                let text = o.to_string().to_ascii_lowercase();
+                text.contains("httprequestfiltering") && text.contains("enabled=false")
+            });
+            Value::Bool(amsi_capable && !disabled)
+        }
+        Err(e) => Value::Unavailable(failure(&e)),
+    };
+    facts.insert(Fact::new("exchange.amsi_enabled", amsi, source(FROM, Some("Get-SettingOverride, exchange.build"))));
 }

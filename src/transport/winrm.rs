@@ -66,7 +66,8 @@ fn random<const N: usize>() -> Result<[u8; N], TransportError> {
     Ok(out)
 }
 
-fn base64(bytes: &[u8]) -> String {
+/// Standard base64 (what `Authorization: Negotiate` and `-EncodedCommand` carry).
+pub fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
