@@ -37,6 +37,11 @@ pub struct Host {
     pub transports: Vec<TransportKind>,
     /// WinRM over HTTP (5985 unless the inventory says otherwise).
     pub winrm_port: u16,
+    /// WinRM over HTTPS (5986 unless the inventory says otherwise).
+    pub winrm_https_port: u16,
+    /// Accept any TLS certificate from this host: set only by the command line's
+    /// `--winrm-accept-self-signed`, which names hosts; never by an inventory file.
+    pub winrm_accept_self_signed: bool,
     pub origin: Origin,
 }
 
@@ -46,6 +51,9 @@ pub struct Host {
 pub enum TransportKind {
     Smb,
     Winrm,
+    /// WinRM over HTTPS (`winrm-https`).
+    #[serde(rename = "winrm-https")]
+    WinrmHttps,
 }
 
 /// `["smb", "winrm"]`: SMB first (it reads files and the registry directly), WinRM for what
@@ -58,7 +66,8 @@ fn parse_transports(path: &Path, line: usize, names: &[String]) -> Result<Vec<Tr
         let t = match n.trim().to_ascii_lowercase().as_str() {
             "smb" => TransportKind::Smb,
             "winrm" => TransportKind::Winrm,
-            other => return Err(invalid(path, line, format!("unknown transport {other:?} (smb, winrm)"))),
+            "winrm-https" => TransportKind::WinrmHttps,
+            other => return Err(invalid(path, line, format!("unknown transport {other:?} (smb, winrm, winrm-https)"))),
         };
         if out.contains(&t) {
             return Err(invalid(path, line, format!("transport {n:?} listed twice")));
@@ -66,7 +75,7 @@ fn parse_transports(path: &Path, line: usize, names: &[String]) -> Result<Vec<Tr
         out.push(t);
     }
     if out.is_empty() {
-        return Err(invalid(path, line, "no transport (smb, winrm)"));
+        return Err(invalid(path, line, "no transport (smb, winrm, winrm-https)"));
     }
     Ok(out)
 }
@@ -228,6 +237,7 @@ struct TomlDefaults {
     credential: Option<String>,
     transports: Option<Vec<String>>,
     winrm_port: Option<u16>,
+    winrm_https_port: Option<u16>,
 }
 
 #[derive(Deserialize)]
@@ -239,6 +249,7 @@ struct TomlHost {
     credential: Option<String>,
     transports: Option<Vec<String>>,
     winrm_port: Option<u16>,
+    winrm_https_port: Option<u16>,
 }
 
 pub fn parse_toml(path: &Path, text: &str) -> Result<Vec<Host>, InventoryError> {
@@ -268,6 +279,11 @@ pub fn parse_toml(path: &Path, text: &str) -> Result<Vec<Host>, InventoryError> 
             match h.winrm_port.or(inv.defaults.winrm_port) {
                 Some(0) => return Err(invalid(path, line, "winrm_port 0")),
                 Some(p) => host.winrm_port = p,
+                None => {}
+            }
+            match h.winrm_https_port.or(inv.defaults.winrm_https_port) {
+                Some(0) => return Err(invalid(path, line, "winrm_https_port 0")),
+                Some(p) => host.winrm_https_port = p,
                 None => {}
             }
             Ok(host)
@@ -312,6 +328,8 @@ fn build_host(
         credential,
         transports: DEFAULT_TRANSPORTS.to_vec(),
         winrm_port: 5985,
+        winrm_https_port: 5986,
+        winrm_accept_self_signed: false,
         origin: Origin {
             file: path.to_owned(),
             line,
@@ -456,6 +474,6 @@ mod tests {
         let hosts = parse_toml(Path::new("i.toml"), toml_text).unwrap();
         assert_eq!((hosts[0].transports.as_slice(), hosts[0].winrm_port), (&[TransportKind::Winrm][..], 55985));
         let err = parse_csv(Path::new("i.csv"), "name,address,transports\nh,127.0.0.1,ftp\n").unwrap_err();
-        assert_eq!(err.to_string(), "i.csv:2: unknown transport \"ftp\" (smb, winrm)");
+        assert_eq!(err.to_string(), "i.csv:2: unknown transport \"ftp\" (smb, winrm, winrm-https)");
     }
 }

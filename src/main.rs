@@ -95,6 +95,10 @@ struct ScanArgs {
     /// Exit with 1 when a check at or above this severity fails.
     #[arg(long)]
     fail_on: Option<Severity>,
+    /// Over WinRM/HTTPS, accept any certificate from these inventory hosts (comma-separated
+    /// names), e.g. a lab's self-signed one. Every other host's certificate is verified.
+    #[arg(long, value_delimiter = ',')]
+    winrm_accept_self_signed: Vec<String>,
 }
 
 fn main() -> ExitCode {
@@ -220,7 +224,14 @@ fn warn_if_old(catalog: &Catalog, max_days: u32) {
 
 fn run_scan(args: ScanArgs) -> Result<ExitCode> {
     // Everything that can be wrong with the input is found before any host is contacted.
-    let hosts = inventory::load(&args.inventory)?;
+    let mut hosts = inventory::load(&args.inventory)?;
+    for name in &args.winrm_accept_self_signed {
+        let host = hosts
+            .iter_mut()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .with_context(|| format!("--winrm-accept-self-signed names {name:?}, which is not in {}", args.inventory.display()))?;
+        host.winrm_accept_self_signed = true;
+    }
     let credentials = Credentials::load(args.credentials.as_deref())?;
     for h in &hosts {
         let name = h.credential.as_deref().unwrap_or(DEFAULT_ENTRY);

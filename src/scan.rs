@@ -9,7 +9,7 @@ use tracing::{info, info_span, warn, Instrument};
 
 use crate::collect::{self, collect_probes, collect_smb, Plan};
 use crate::inventory::TransportKind;
-use crate::transport::winrm::{WinrmSession, WinrmTarget};
+use crate::transport::winrm::{TlsMode, WinrmSession, WinrmTarget};
 use crate::credentials::{Credentials, DEFAULT_ENTRY};
 use crate::facts::{Failure, FailureKind, HostFacts};
 use crate::inventory::Host;
@@ -178,8 +178,8 @@ async fn scan_one(
                     }
                 }
             },
-            TransportKind::Winrm => match winrm_logon(host, credential_name, credential, breaker, deadline, host_timeout).await {
-                Err(failure) => refusals.push((TransportKind::Winrm, failure)),
+            TransportKind::Winrm | TransportKind::WinrmHttps => match winrm_logon(host, *transport, credential_name, credential, breaker, deadline, host_timeout).await {
+                Err(failure) => refusals.push((*transport, failure)),
                 Ok(mut session) => {
                     let only_missing = connected;
                     let work = collect::winrm::collect(&mut session, &plan, catalog, &mut facts, only_missing);
@@ -256,6 +256,7 @@ fn transport_label(t: TransportKind) -> &'static str {
     match t {
         TransportKind::Smb => "smb",
         TransportKind::Winrm => "winrm",
+        TransportKind::WinrmHttps => "winrm-https",
     }
 }
 
@@ -310,8 +311,10 @@ async fn logon(
 }
 
 /// The same for WinRM: through the breaker (a refused NTLM logon counts), within the deadline.
+#[allow(clippy::too_many_arguments)]
 async fn winrm_logon(
     host: &Host,
+    transport: TransportKind,
     credential_name: &str,
     credential: &crate::credentials::Credential,
     breaker: &Arc<LockoutBreaker>,
@@ -329,11 +332,13 @@ async fn winrm_logon(
             })
         }
     };
+    let https = transport == TransportKind::WinrmHttps;
     let target = WinrmTarget {
         host: &host.address,
-        port: host.winrm_port,
+        port: if https { host.winrm_https_port } else { host.winrm_port },
         credential,
         timeout: host_timeout,
+        tls: https.then_some(if host.winrm_accept_self_signed { TlsMode::AcceptSelfSigned } else { TlsMode::Verify }),
     };
     match tokio::time::timeout_at(deadline.into(), WinrmSession::connect(target)).await {
         Err(_) => Err(Failure {

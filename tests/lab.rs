@@ -729,6 +729,7 @@ fn winrm_client_logs_on_and_seals_against_pyspnego() {
             port,
             credential: c,
             timeout: Duration::from_secs(10),
+            tls: None,
         };
         let mut session = WinrmSession::connect(target(&good)).await.expect("logon accepted by pyspnego");
         let items = session.enumerate("Win32_OperatingSystem", None).await.expect("sealed enumerate");
@@ -820,4 +821,59 @@ fn facts_over_smb_and_over_winrm_agree() {
     }
     assert!(compared > 500, "only {compared} facts compared");
     eprintln!("facts compared between SMB and WinRM: {compared}");
+}
+
+/// WinRM over HTTPS: the lab's self-signed certificate is refused unless the host is named,
+/// and then the host is read; a wrong password over WinRM counts toward the lockout breaker;
+/// a WinRM port that accepts and never answers is cut at the host's deadline.
+#[test]
+fn winrm_https_verification_lockout_and_deadline() {
+    use exsweep::inventory::TransportKind;
+    let ex2019 = |accept: bool| -> Vec<Host> {
+        let mut h = lab_hosts().into_iter().find(|h| h.name == "ex2019-old").unwrap();
+        h.transports = vec![TransportKind::WinrmHttps];
+        h.winrm_accept_self_signed = accept;
+        vec![h]
+    };
+    let refused = scan(ex2019(false), lab_credentials(), &config(30));
+    let failure = refused[0].facts.host_failure.as_ref().expect("an unverifiable certificate is refused");
+    assert!(failure.reason.contains("UnknownIssuer"), "{failure:?}");
+    let accepted = scan(ex2019(true), lab_credentials(), &config(30));
+    assert!(accepted[0].facts.host_failure.is_none(), "{:?}", accepted[0].facts.host_failure);
+    assert_eq!(accepted[0].facts.get("exchange.build").map(|f| f.value.clone()), Some(Value::Text("15.2.792.5".into())));
+
+    // Wrong password, WinRM only: exactly three refusals, then the breaker.
+    let mut creds = Credentials::default();
+    creds.insert(DEFAULT_ENTRY, credential("exscan", "not-the-password"));
+    let hosts: Vec<Host> = lab_hosts()
+        .into_iter()
+        .map(|mut h| {
+            h.transports = vec![TransportKind::Winrm];
+            h
+        })
+        .collect();
+    let results = scan(hosts, creds, &config(30));
+    let kinds: Vec<FailureKind> = results.iter().map(|r| r.facts.host_failure.as_ref().unwrap().kind).collect();
+    assert_eq!(kinds.iter().filter(|k| **k == FailureKind::AuthFailed).count(), 3, "{kinds:?}");
+
+    // A WinRM port that holds the connection without a byte: cut at the deadline.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    rt.spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = listener.accept().await {
+            held.push(sock);
+        }
+    });
+    let mut hanging = lab_hosts()[0].clone();
+    hanging.name = "hanging".into();
+    hanging.address = "127.0.0.1".into();
+    hanging.transports = vec![TransportKind::Winrm];
+    hanging.winrm_port = port;
+    let t0 = std::time::Instant::now();
+    let results = scan(vec![hanging], lab_credentials(), &config(2));
+    assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+    assert_eq!(results[0].facts.host_failure.as_ref().unwrap().kind, FailureKind::Timeout);
+    drop(rt);
 }

@@ -1,6 +1,7 @@
-//! WinRM transport: one TCP connection per host on port 5985, NTLMv2 over HTTP
-//! (`Authorization: Negotiate`), and every body after the logon sealed as Windows requires
-//! (`multipart/encrypted`). The NTLM security context lives as long as the connection, which
+//! WinRM transport: one TCP connection per host, NTLMv2 over HTTP (`Authorization:
+//! Negotiate`); on port 5985 every body after the logon is sealed as Windows requires
+//! (`multipart/encrypted`), on 5986 TLS protects it (verified against the system's roots unless
+//! the host is named for accepting a self-signed certificate). The NTLM security context lives as long as the connection, which
 //! is why exsweep speaks HTTP/1.1 itself (see README, "Crates and why"). Codecs live in
 //! `exsweep-wire`; this module moves bytes and keeps the per-direction sealing state.
 
@@ -31,6 +32,98 @@ pub struct WinrmTarget<'a> {
     pub port: u16,
     pub credential: &'a Credential,
     pub timeout: Duration,
+    /// `None`: HTTP with sealed bodies; `Some`: HTTPS.
+    pub tls: Option<TlsMode>,
+}
+
+/// How the server's certificate is checked over HTTPS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    /// Against the system's trusted roots and the host name (the default).
+    Verify,
+    /// Any certificate: only for hosts named with `--winrm-accept-self-signed`.
+    AcceptSelfSigned,
+}
+
+/// The byte stream under HTTP: a TCP socket or TLS over one.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
+mod tls {
+    //! rustls configurations: verified by default, or accepting anything for named hosts.
+    use std::sync::Arc;
+
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    use rustls::{DigitallySignedStruct, SignatureScheme};
+
+    fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+        Arc::new(rustls::crypto::ring::default_provider())
+    }
+
+    /// Verified against the platform's roots (an Active Directory CA is usually there).
+    pub fn verifying() -> Result<rustls::ClientConfig, String> {
+        let mut roots = rustls::RootCertStore::empty();
+        let found = rustls_native_certs::load_native_certs();
+        for cert in found.certs {
+            let _ = roots.add(cert);
+        }
+        rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())
+            .map(|b| b.with_root_certificates(roots).with_no_client_auth())
+    }
+
+    #[derive(Debug)]
+    struct AcceptAny(Arc<rustls::crypto::CryptoProvider>);
+
+    impl ServerCertVerifier for AcceptAny {
+        fn verify_server_cert(
+            &self,
+            _end_entity: &CertificateDer<'_>,
+            _intermediates: &[CertificateDer<'_>],
+            _server_name: &ServerName<'_>,
+            _ocsp: &[u8],
+            _now: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            Ok(ServerCertVerified::assertion())
+        }
+
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.0.signature_verification_algorithms.supported_schemes()
+        }
+    }
+
+    /// Any certificate is accepted (signatures are still checked): for named hosts only.
+    pub fn accepting_self_signed() -> Result<rustls::ClientConfig, String> {
+        let p = provider();
+        rustls::ClientConfig::builder_with_provider(Arc::clone(&p))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())
+            .map(|b| {
+                b.dangerous()
+                    .with_custom_certificate_verifier(Arc::new(AcceptAny(p)))
+                    .with_no_client_auth()
+            })
+    }
 }
 
 /// Counters for one session, for the closing figures.
@@ -43,7 +136,9 @@ pub struct WinrmStats {
 
 /// An authenticated, sealing WinRM session to one host.
 pub struct WinrmSession {
-    stream: TcpStream,
+    stream: Box<dyn Io>,
+    /// Over HTTPS the bodies are not sealed (TLS protects them).
+    sealed: bool,
     parser: http1::ResponseParser,
     host_header: String,
     url: String,
@@ -121,16 +216,41 @@ impl WinrmSession {
         } else {
             format!("{}:{}", target.host, target.port)
         };
-        let stream = match tokio::time::timeout(target.timeout, TcpStream::connect(&addr)).await {
+        let tcp = match tokio::time::timeout(target.timeout, TcpStream::connect(&addr)).await {
             Ok(s) => s.map_err(io_error("connect", &addr))?,
             Err(_) => return Err(TransportError::Timeout(target.timeout)),
         };
-        let _ = stream.set_nodelay(true);
+        let _ = tcp.set_nodelay(true);
+        let stream: Box<dyn Io> = match target.tls {
+            None => Box::new(tcp),
+            Some(mode) => {
+                let config = match mode {
+                    TlsMode::Verify => tls::verifying(),
+                    TlsMode::AcceptSelfSigned => tls::accepting_self_signed(),
+                }
+                .map_err(|e| protocol(format!("TLS setup: {e}")))?;
+                let name = rustls::pki_types::ServerName::try_from(target.host.to_owned())
+                    .map_err(|e| protocol(format!("TLS server name {:?}: {e}", target.host)))?;
+                let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+                match tokio::time::timeout(target.timeout, connector.connect(name, tcp)).await {
+                    Ok(Ok(s)) => Box::new(s),
+                    Ok(Err(e)) => {
+                        return Err(TransportError::Winrm {
+                            kind: FailureKind::Protocol,
+                            detail: format!("TLS with {addr}: {e}"),
+                        })
+                    }
+                    Err(_) => return Err(TransportError::Timeout(target.timeout)),
+                }
+            }
+        };
+        let scheme = if target.tls.is_some() { "https" } else { "http" };
         let mut session = WinrmSession {
             stream,
+            sealed: target.tls.is_none(),
             parser: http1::ResponseParser::new(),
             host_header: addr.clone(),
-            url: format!("http://{addr}/wsman"),
+            url: format!("{scheme}://{addr}/wsman"),
             outgoing: Sealer::new(&[0; 16], Direction::ClientToServer, 0),
             incoming: Sealer::new(&[0; 16], Direction::ServerToClient, 0),
             timeout: target.timeout,
@@ -174,6 +294,9 @@ impl WinrmSession {
                 })
             }
             status => return Err(protocol(format!("HTTP {status} after the NTLM AUTHENTICATE"))),
+        }
+        if !self.sealed {
+            return Ok(());
         }
         let key = authenticated.exported_session_key;
         self.outgoing = Sealer::new(&key, Direction::ClientToServer, authenticated.flags);
@@ -244,9 +367,13 @@ impl WinrmSession {
             },
             body,
         );
-        let (signature, sealed) = self.outgoing.seal(xml.as_bytes());
-        let framed = httpenc::encode(xml.len(), &signature, &sealed);
-        let response = self.exchange(&[("Content-Type", httpenc::CONTENT_TYPE)], &framed).await?;
+        let response = if self.sealed {
+            let (signature, sealed) = self.outgoing.seal(xml.as_bytes());
+            let framed = httpenc::encode(xml.len(), &signature, &sealed);
+            self.exchange(&[("Content-Type", httpenc::CONTENT_TYPE)], &framed).await?
+        } else {
+            self.exchange(&[("Content-Type", "application/soap+xml;charset=UTF-8")], xml.as_bytes()).await?
+        };
         if response.status == 401 {
             return Err(TransportError::Winrm {
                 kind: FailureKind::AuthFailed,
@@ -254,6 +381,15 @@ impl WinrmSession {
             });
         }
         let content_type = response.header("Content-Type").unwrap_or("");
+        if !self.sealed {
+            if !content_type.to_ascii_lowercase().starts_with("application/soap+xml") {
+                return Err(protocol(format!("HTTP {} with content type {content_type:?}", response.status)));
+            }
+            return wsman::parse_answer(&response.body).map_err(|source| TransportError::Decode {
+                what: "WS-Management answer",
+                source,
+            });
+        }
         if !content_type.to_ascii_lowercase().starts_with("multipart/encrypted") {
             return Err(protocol(format!(
                 "HTTP {} with an unsealed body ({content_type:?}); a WinRM server seals every answer",
