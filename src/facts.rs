@@ -171,6 +171,9 @@ pub struct HostFacts {
     facts: BTreeMap<String, Fact>,
     /// Set when the host could not be reached or logged on to at all.
     pub host_failure: Option<Failure>,
+    /// The same facts as read over another transport, where they disagree with the ones kept
+    /// (the transport first in the host's order wins); each has a `disagreement.<name>` fact.
+    pub alternatives: Vec<Fact>,
 }
 
 impl HostFacts {

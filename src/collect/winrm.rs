@@ -162,6 +162,9 @@ pub async fn collect(session: &mut WinrmSession, plan: &Plan, catalog: &Catalog,
     file_versions(session, &rest, facts, only_missing).await;
     super::finish(plan, facts, None);
     exchange_settings(session, facts).await;
+    if only_missing {
+        cross_check(session, plan, facts, &identity, os.as_ref()).await;
+    }
     // Windows as WMI names it, where no other transport said it first.
     if let (Some(os), false) = (os, only_missing) {
         os_facts(&os, facts);
@@ -529,4 +532,64 @@ async fn exchange_settings(session: &mut WinrmSession, facts: &mut HostFacts) {
         Err(e) => Value::Unavailable(failure(&e)),
     };
     facts.insert(Fact::new("exchange.amsi_enabled", amsi, source(FROM, Some("Get-SettingOverride, exchange.build"))));
+}
+
+/// When another transport read first: a few facts both can give (Windows, installed
+/// updates, service start modes, the identity files' versions) are read again over WinRM; where
+/// the two disagree, both values are kept (`HostFacts::alternatives`) and a
+/// `disagreement.<name>` fact says so. A handful of round trips, not a second scan.
+async fn cross_check(session: &mut WinrmSession, plan: &Plan, facts: &mut HostFacts, identity: &[String], os: Option<&Item>) {
+    let mut again = facts.clone();
+    if let Some(os) = os {
+        os_facts(os, &mut again);
+    }
+    services(session, plan, &mut again, false).await;
+    file_versions(session, identity, &mut again, false).await;
+    const FROM: &str = "Win32_QuickFixEngineering";
+    if let Ok(items) = session.enumerate(FROM, None).await {
+        let mut ids: Vec<String> = items.iter().filter_map(|i| i.text("HotFixID")).map(normalize_update_id).collect();
+        ids.sort();
+        ids.dedup();
+        again.insert(Fact::new("hotfix.installed", Value::List(ids), source(FROM, Some("HotFixID"))));
+    }
+    let names: Vec<String> = again
+        .iter()
+        .filter(|f| f.source.transport == Transport::Winrm)
+        .map(|f| f.name.clone())
+        .filter(|n| {
+            ["os.build", "os.service_pack", "hotfix.installed"].contains(&n.as_str())
+                || n.ends_with(".start_mode")
+                || (n.starts_with("file.") && n.ends_with(".version"))
+        })
+        .collect();
+    for name in names {
+        let (Some(kept), Some(other)) = (facts.get(&name), again.get(&name)) else { continue };
+        let comparable = |v: &Value| !matches!(v, Value::Unavailable(_));
+        if kept.source.transport == Transport::Winrm || !comparable(&kept.value) || !comparable(&other.value) || kept.value == other.value {
+            continue;
+        }
+        let text = format!("{}: {}; winrm: {}", transport_name(kept.source.transport), shown(&kept.value), shown(&other.value));
+        let alternative = other.clone();
+        facts.insert(Fact::new(&format!("disagreement.{name}"), Value::Text(text), source("transports", Some(&name))));
+        facts.alternatives.push(alternative);
+    }
+}
+
+fn transport_name(t: Transport) -> &'static str {
+    match t {
+        Transport::Smb => "smb",
+        Transport::Winrm => "winrm",
+        Transport::Derived => "derived",
+    }
+}
+
+fn shown(v: &Value) -> String {
+    match v {
+        Value::Text(t) => t.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::List(l) => l.join(", "),
+        Value::Absent => "(absent)".into(),
+        other => format!("{other:?}"),
+    }
 }

@@ -120,7 +120,7 @@ impl ReportWriter for JsonlReport {
                 rpc_calls: h.rpc_calls,
             },
         })?;
-        for fact in h.facts.iter() {
+        for fact in h.facts.iter().chain(h.facts.alternatives.iter()) {
             self.line(&Tagged {
                 kind: "fact",
                 body: &FactRecord {

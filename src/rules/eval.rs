@@ -12,6 +12,8 @@ use crate::rules::{Catalog, Check, Severity};
 /// The row every host gets, so that a host with no applicable check, or one that could not
 /// be reached, still appears in every report.
 pub const COLLECT_CHECK_ID: &str = "EXSWEEP-COLLECT";
+/// The row of a host whose transports disagree on a fact.
+pub const TRANSPORTS_CHECK_ID: &str = "EXSWEEP-TRANSPORTS";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Status {
@@ -82,6 +84,26 @@ fn collect_row(roles: &[String], facts: &HostFacts) -> Finding {
 /// catalog order, then the bulletins and CVEs that concern the host's products.
 pub fn evaluate_host(roles: &[String], facts: &HostFacts, catalog: &Catalog) -> Vec<Finding> {
     let mut out = vec![collect_row(roles, facts)];
+    let disagreements: Vec<String> = facts
+        .iter()
+        .filter_map(|f| match (&f.value, f.name.strip_prefix("disagreement.")) {
+            (crate::facts::Value::Text(t), Some(name)) => Some(format!("{name} ({t})")),
+            _ => None,
+        })
+        .collect();
+    if !disagreements.is_empty() {
+        out.push(Finding {
+            check_id: TRANSPORTS_CHECK_ID.into(),
+            title: "Facts read over two transports agree".into(),
+            severity: Severity::Info,
+            role: roles.first().cloned().unwrap_or_default(),
+            status: Status::Fail,
+            verdict: String::new(),
+            expected: "the same value over SMB and over WinRM".into(),
+            observed: disagreements.join("; "),
+            evidence: "the first transport's value is judged; both are in the facts".into(),
+        });
+    }
     for (check, role) in catalog.checks_for(roles) {
         out.push(evaluate_check(check, role, facts));
     }
@@ -281,5 +303,26 @@ expect = { op = "exists" }
         assert_eq!(findings[1].observed, "(absent)");
         assert!(findings[2].evidence.contains("cannot be compared"));
         assert!(findings[4].evidence.contains("access-denied"));
+    }
+
+    #[test]
+    fn a_disagreement_between_transports_gets_its_row() {
+        let mut facts = HostFacts::default();
+        facts.insert(Fact::new(
+            "disagreement.os.build",
+            Value::Text("smb: 2195; winrm: 3790".into()),
+            Source {
+                transport: Transport::Derived,
+                path: "transports".into(),
+                value: None,
+                read_at: Timestamp(std::time::Duration::ZERO),
+            },
+        ));
+        let findings = evaluate_host(&["r".into()], &facts, &catalog());
+        let row = findings.iter().find(|f| f.check_id == TRANSPORTS_CHECK_ID).expect("a row");
+        assert_eq!(row.status, Status::Fail);
+        assert_eq!(row.observed, "os.build (smb: 2195; winrm: 3790)");
+        let clean = evaluate_host(&["r".into()], &HostFacts::default(), &catalog());
+        assert!(!clean.iter().any(|f| f.check_id == TRANSPORTS_CHECK_ID));
     }
 }
