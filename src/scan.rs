@@ -9,6 +9,7 @@ use tracing::{info, info_span, warn, Instrument};
 
 use crate::collect::{self, collect_probes, collect_smb, Plan};
 use crate::inventory::TransportKind;
+use crate::transport::socket_addr;
 use crate::transport::winrm::{TlsMode, WinrmSession, WinrmTarget};
 use crate::credentials::{Credentials, DEFAULT_ENTRY};
 use crate::facts::{Failure, FailureKind, HostFacts};
@@ -260,16 +261,21 @@ fn transport_label(t: TransportKind) -> &'static str {
     }
 }
 
-/// Logs on, through the lockout breaker, within the host's deadline. Returns the session and
-/// the deadline the rest of the host's work must keep.
-async fn logon(
-    host: &Host,
+/// Logs on through the lockout breaker, within the host's deadline: a refused logon counts
+/// against the account, a success lifts the in-flight bound.
+async fn through_breaker<T, E, F>(
     credential_name: &str,
     credential: &crate::credentials::Credential,
     breaker: &Arc<LockoutBreaker>,
     deadline: Instant,
+    what: &str,
     host_timeout: Duration,
-) -> Result<SmbSession, Failure> {
+    connect: F,
+) -> Result<T, Failure>
+where
+    F: std::future::Future<Output = Result<T, E>>,
+    E: Into<crate::transport::TransportError>,
+{
     // Keyed on the account, not the entry name: two entries for one account share its budget.
     let ticket = match breaker.admit(&credential.account().to_lowercase()).await {
         Admission::Go(t) => t,
@@ -282,18 +288,13 @@ async fn logon(
             })
         }
     };
-    let target = SmbTarget {
-        host: &host.address,
-        port: host.smb_port,
-        credential,
-        timeout: host_timeout,
-    };
-    match tokio::time::timeout_at(deadline.into(), SmbSession::connect(target)).await {
+    match tokio::time::timeout_at(deadline.into(), connect).await {
         Err(_) => Err(Failure {
             kind: FailureKind::Timeout,
-            reason: format!("no session within {}s", host_timeout.as_secs_f64()),
+            reason: format!("no {what} within {}s", host_timeout.as_secs_f64()),
         }),
         Ok(Err(e)) => {
+            let e: crate::transport::TransportError = e.into();
             let kind = e.kind();
             if kind == FailureKind::AuthFailed {
                 ticket.logon_refused();
@@ -310,7 +311,25 @@ async fn logon(
     }
 }
 
-/// The same for WinRM: through the breaker (a refused NTLM logon counts), within the deadline.
+/// An SMB session, through the breaker.
+async fn logon(
+    host: &Host,
+    credential_name: &str,
+    credential: &crate::credentials::Credential,
+    breaker: &Arc<LockoutBreaker>,
+    deadline: Instant,
+    host_timeout: Duration,
+) -> Result<SmbSession, Failure> {
+    let target = SmbTarget {
+        host: &host.address,
+        port: host.smb_port,
+        credential,
+        timeout: host_timeout,
+    };
+    through_breaker(credential_name, credential, breaker, deadline, "session", host_timeout, SmbSession::connect(target)).await
+}
+
+/// A WinRM session (HTTP or HTTPS), through the breaker.
 #[allow(clippy::too_many_arguments)]
 async fn winrm_logon(
     host: &Host,
@@ -321,17 +340,6 @@ async fn winrm_logon(
     deadline: Instant,
     host_timeout: Duration,
 ) -> Result<WinrmSession, Failure> {
-    let ticket = match breaker.admit(&credential.account().to_lowercase()).await {
-        Admission::Go(t) => t,
-        Admission::Tripped { failures } => {
-            return Err(Failure {
-                kind: FailureKind::Skipped,
-                reason: format!(
-                    "credential {credential_name:?} not tried: {failures} logon failures earlier in this run (lockout breaker)"
-                ),
-            })
-        }
-    };
     let https = transport == TransportKind::WinrmHttps;
     let target = WinrmTarget {
         host: &host.address,
@@ -340,35 +348,7 @@ async fn winrm_logon(
         timeout: host_timeout,
         tls: https.then_some(if host.winrm_accept_self_signed { TlsMode::AcceptSelfSigned } else { TlsMode::Verify }),
     };
-    match tokio::time::timeout_at(deadline.into(), WinrmSession::connect(target)).await {
-        Err(_) => Err(Failure {
-            kind: FailureKind::Timeout,
-            reason: format!("no WinRM session within {}s", host_timeout.as_secs_f64()),
-        }),
-        Ok(Err(e)) => {
-            let kind = e.kind();
-            if kind == FailureKind::AuthFailed {
-                ticket.logon_refused();
-            }
-            Err(Failure {
-                kind,
-                reason: e.to_string(),
-            })
-        }
-        Ok(Ok(session)) => {
-            ticket.logon_succeeded();
-            Ok(session)
-        }
-    }
-}
-
-/// `host:port`, with brackets around an IPv6 address.
-fn socket_addr(host: &str, port: u16) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
+    through_breaker(credential_name, credential, breaker, deadline, "WinRM session", host_timeout, WinrmSession::connect(target)).await
 }
 
 /// After a deadline: every planned fact not yet read is recorded as cut off, so checks on

@@ -112,33 +112,24 @@ pub fn evaluate_host(roles: &[String], facts: &HostFacts, catalog: &Catalog) -> 
         return out;
     }
     let role = roles.first().cloned().unwrap_or_default();
+    let verdict_row = |check_id: &str, title: String, severity: Severity, judged: bulletins::Judged| Finding {
+        check_id: check_id.to_owned(),
+        title,
+        severity,
+        role: role.clone(),
+        status: judged.verdict.into(),
+        verdict: judged.verdict.as_str().into(),
+        expected: judged.expected,
+        observed: judged.observed,
+        evidence: judged.evidence,
+    };
     for (bulletin, judged) in bulletins::judge_bulletins(&catalog.bulletins, facts) {
-        out.push(Finding {
-            check_id: bulletin.id.clone(),
-            title: if bulletin.kb.is_empty() { bulletin.title.clone() } else { format!("{} ({})", bulletin.title, bulletin.kb) },
-            severity: bulletin.severity,
-            role: role.clone(),
-            status: judged.verdict.into(),
-            verdict: judged.verdict.as_str().into(),
-            expected: judged.expected,
-            observed: judged.observed,
-            evidence: judged.evidence,
-        });
+        let title = if bulletin.kb.is_empty() { bulletin.title.clone() } else { format!("{} ({})", bulletin.title, bulletin.kb) };
+        out.push(verdict_row(&bulletin.id, title, bulletin.severity, judged));
     }
     let table = bulletins::build_table();
     for cve in catalog.cves.iter().filter(|c| bulletins::cve_concerns_host(c, facts)) {
-        let judged = bulletins::judge_cve(cve, facts, table);
-        out.push(Finding {
-            check_id: cve.id.clone(),
-            title: cve.title.clone(),
-            severity: cve.severity,
-            role: role.clone(),
-            status: judged.verdict.into(),
-            verdict: judged.verdict.as_str().into(),
-            expected: judged.expected,
-            observed: judged.observed,
-            evidence: judged.evidence,
-        });
+        out.push(verdict_row(&cve.id, cve.title.clone(), cve.severity, bulletins::judge_cve(cve, facts, table)));
     }
     out
 }

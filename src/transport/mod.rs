@@ -71,6 +71,15 @@ pub enum TransportError {
     },
 }
 
+/// `host:port`, with brackets around an IPv6 address.
+pub fn socket_addr(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
 /// A socket error of `op` on `addr`, for `map_err`.
 pub(crate) fn io_error<'a>(op: &'static str, addr: &'a str) -> impl FnOnce(std::io::Error) -> TransportError + 'a {
     move |source| TransportError::Io {

@@ -159,11 +159,7 @@ fn classify_connect_error(addr: &str, account: &str, e: smb2::Error) -> Transpor
 impl SmbSession {
     /// Connects, logs on, opens `\PIPE\winreg`, binds MS-RRP and opens HKLM.
     pub async fn connect(target: SmbTarget<'_>) -> Result<Self, TransportError> {
-        let addr = if target.host.contains(':') {
-            format!("[{}]:{}", target.host, target.port)
-        } else {
-            format!("{}:{}", target.host, target.port)
-        };
+        let addr = super::socket_addr(target.host, target.port);
         let config = smb2::ClientConfig {
             addr: addr.clone(),
             timeout: target.timeout,

@@ -211,11 +211,7 @@ fn protocol(detail: impl Into<String>) -> TransportError {
 impl WinrmSession {
     /// Connects and logs on (NEGOTIATE, CHALLENGE, AUTHENTICATE on one connection).
     pub async fn connect(target: WinrmTarget<'_>) -> Result<Self, TransportError> {
-        let addr = if target.host.contains(':') {
-            format!("[{}]:{}", target.host, target.port)
-        } else {
-            format!("{}:{}", target.host, target.port)
-        };
+        let addr = super::socket_addr(target.host, target.port);
         let tcp = match tokio::time::timeout(target.timeout, TcpStream::connect(&addr)).await {
             Ok(s) => s.map_err(io_error("connect", &addr))?,
             Err(_) => return Err(TransportError::Timeout(target.timeout)),
