@@ -471,6 +471,31 @@ async fn exchange_settings(session: &mut WinrmSession, facts: &mut HostFacts) {
         return;
     }
     const FROM: &str = "Exchange PowerShell over WinRM";
+    // The server's own view of itself: role, edition and the version it reports.
+    let me = format!("{SNAPIN}; Get-ExchangeServer -Identity $env:COMPUTERNAME | Select-Object Name,ServerRole,Edition,AdminDisplayVersion | ConvertTo-Json");
+    match powershell_json(session, &me).await {
+        Ok(servers) => {
+            let first = servers.first();
+            let field = |name: &str| {
+                first
+                    .and_then(|v| v.get(name))
+                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                    .map_or(Value::Absent, Value::Text)
+            };
+            facts.insert(Fact::new("exchange.server_role", field("ServerRole"), source(FROM, Some("Get-ExchangeServer"))));
+            facts.insert(Fact::new("exchange.edition", field("Edition"), source(FROM, Some("Get-ExchangeServer"))));
+            facts.insert(Fact::new(
+                "exchange.admin_display_version",
+                field("AdminDisplayVersion"),
+                source(FROM, Some("Get-ExchangeServer")),
+            ));
+        }
+        Err(e) => {
+            for n in ["exchange.server_role", "exchange.edition", "exchange.admin_display_version"] {
+                facts.insert(Fact::new(n, Value::Unavailable(failure(&e)), source(FROM, Some("Get-ExchangeServer"))));
+            }
+        }
+    }
     let owa_script = format!(
         "{SNAPIN}; Get-OwaVirtualDirectory | Select-Object Name,ExtendedProtectionTokenChecking,BasicAuthentication | ConvertTo-Json"
     );
