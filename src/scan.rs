@@ -161,6 +161,8 @@ async fn scan_one(
                 Err(failure) => refusals.push((TransportKind::Smb, failure)),
                 Ok(mut session) => {
                     let addr = socket_addr(&host.address, host.smb_port);
+                    // After another transport, what it read stands; SMB fills the gaps.
+                    let earlier = connected.then(|| facts.clone());
                     let work = async {
                         collect_smb(&mut session, &plan, catalog, &mut facts).await;
                         if plan.probes {
@@ -168,6 +170,9 @@ async fn scan_one(
                         }
                     };
                     let collected = tokio::time::timeout_at(deadline.into(), work).await;
+                    if let Some(earlier) = earlier {
+                        keep_earlier(&earlier, &mut facts);
+                    }
                     rpc_calls = session.stats.rpc_calls;
                     connected = true;
                     match collected {
@@ -179,7 +184,7 @@ async fn scan_one(
                     }
                 }
             },
-            TransportKind::Winrm | TransportKind::WinrmHttps => match winrm_logon(host, *transport, credential_name, credential, breaker, deadline, host_timeout).await {
+            TransportKind::Winrm | TransportKind::WinrmHttps => match winrm_logon(host, *transport, credential_name, credential, breaker, deadline, host_timeout, connected).await {
                 Err(failure) => refusals.push((*transport, failure)),
                 Ok(mut session) => {
                     let only_missing = connected;
@@ -330,6 +335,21 @@ async fn logon(
 }
 
 /// A WinRM session (HTTP or HTTPS), through the breaker.
+/// Facts a transport earlier in the host's order read stand: a later one's value replaces
+/// them only where they could not be read.
+fn keep_earlier(earlier: &HostFacts, facts: &mut HostFacts) {
+    for fact in earlier.iter() {
+        let readable = !matches!(fact.value, crate::facts::Value::Unavailable(_));
+        let replaced = facts.get(&fact.name).is_none_or(|now| now.value != fact.value);
+        if readable && replaced {
+            facts.insert(fact.clone());
+        }
+    }
+}
+
+/// A WinRM session (HTTP or HTTPS), through the breaker. When another transport has logged
+/// on to this host with the same account, a refusal is not a wrong password (Windows answers
+/// 401 to accounts that may not use WinRM): it is access denied, and does not count.
 #[allow(clippy::too_many_arguments)]
 async fn winrm_logon(
     host: &Host,
@@ -339,6 +359,7 @@ async fn winrm_logon(
     breaker: &Arc<LockoutBreaker>,
     deadline: Instant,
     host_timeout: Duration,
+    account_proven: bool,
 ) -> Result<WinrmSession, Failure> {
     let https = transport == TransportKind::WinrmHttps;
     let target = WinrmTarget {
@@ -348,6 +369,23 @@ async fn winrm_logon(
         timeout: host_timeout,
         tls: https.then_some(if host.winrm_accept_self_signed { TlsMode::AcceptSelfSigned } else { TlsMode::Verify }),
     };
+    if account_proven {
+        return match tokio::time::timeout_at(deadline.into(), WinrmSession::connect(target)).await {
+            Ok(Ok(session)) => Ok(session),
+            Ok(Err(e)) if e.kind() == FailureKind::AuthFailed => Err(Failure {
+                kind: FailureKind::AccessDenied,
+                reason: format!("WinRM refused an account the host accepts over SMB (not allowed to use WinRM?): {e}"),
+            }),
+            Ok(Err(e)) => Err(Failure {
+                kind: e.kind(),
+                reason: e.to_string(),
+            }),
+            Err(_) => Err(Failure {
+                kind: FailureKind::Timeout,
+                reason: format!("no WinRM session within {}s", host_timeout.as_secs_f64()),
+            }),
+        };
+    }
     through_breaker(credential_name, credential, breaker, deadline, "WinRM session", host_timeout, WinrmSession::connect(target)).await
 }
 

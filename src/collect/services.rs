@@ -45,7 +45,8 @@ pub fn start_mode_name(start: u32) -> &'static str {
     }
 }
 
-/// Turns the registry values already read into start-mode, display-name and image-path facts.
+/// Turns the registry values already read into start-mode, display-name and image-path facts,
+/// where no transport gave them directly (Win32_Service over WinRM does).
 pub fn derive_from_registry(services: &[String], facts: &mut HostFacts) {
     for name in services {
         let key = service_key(name);
@@ -53,6 +54,10 @@ pub fn derive_from_registry(services: &[String], facts: &mut HostFacts) {
             let Some(read) = facts.registry(&key, value).cloned() else {
                 continue;
             };
+            let existing = facts.get(&service_fact_name(name, aspect));
+            if existing.is_some_and(|f| f.source.transport == Transport::Winrm && !matches!(f.value, Value::Unavailable(_))) {
+                continue;
+            }
             let derived = match (&read.value, &read.reg) {
                 (Value::Unavailable(f), _) => Value::Unavailable(f.clone()),
                 (_, Some(RegData::Dword(n))) if aspect == "start_mode" => Value::Text(start_mode_name(*n).to_owned()),
@@ -72,7 +77,7 @@ pub fn derive_from_registry(services: &[String], facts: &mut HostFacts) {
                 &service_fact_name(name, aspect),
                 derived,
                 Source {
-                    transport: Transport::Smb,
+                    transport: read.source.transport,
                     path: key.clone(),
                     value: Some(value.to_owned()),
                     read_at: read.source.read_at,

@@ -271,21 +271,25 @@ async fn updates(session: &mut WinrmSession, plan: &Plan, facts: &mut HostFacts,
     if wanted(facts, "hotfix.installed", only_missing) {
         const FROM: &str = "Win32_QuickFixEngineering";
         let value = match session.enumerate(FROM, None).await {
-            Ok(items) => {
-                let mut ids: Vec<String> = items
-                    .iter()
-                    .filter_map(|i| i.text("HotFixID"))
-                    .filter(|id| !id.is_empty() && *id != "File 1")
-                    .map(normalize_update_id)
-                    .collect();
-                ids.sort();
-                ids.dedup();
-                Value::List(ids)
-            }
+            Ok(items) => Value::List(hotfix_ids(&items)),
             Err(e) => Value::Unavailable(failure(&e)),
         };
         facts.insert(Fact::new("hotfix.installed", value, source(FROM, Some("HotFixID"))));
     }
+}
+
+/// Win32_QuickFixEngineering's HotFixIDs, normalised, sorted, once each; Windows 2000's
+/// placeholder rows (`File 1`, empty ids) left out.
+fn hotfix_ids(items: &[Item]) -> Vec<String> {
+    let mut ids: Vec<String> = items
+        .iter()
+        .filter_map(|i| i.text("HotFixID"))
+        .filter(|id| !id.is_empty() && *id != "File 1")
+        .map(normalize_update_id)
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
 }
 
 /// `<product>\<SPn>\<id>` under the Updates key, as the SMB collector lists them.
@@ -472,15 +476,28 @@ async fn exchange_settings(session: &mut WinrmSession, facts: &mut HostFacts) {
     }
     const FROM: &str = "Exchange PowerShell over WinRM";
     // The server's own view of itself: role, edition and the version it reports.
-    let me = format!("{SNAPIN}; Get-ExchangeServer -Identity $env:COMPUTERNAME | Select-Object Name,ServerRole,Edition,AdminDisplayVersion | ConvertTo-Json");
+    let me = format!(
+        "{SNAPIN}; Get-ExchangeServer -Identity $env:COMPUTERNAME | Select-Object Name,ServerRole,Edition,AdminDisplayVersion | ConvertTo-Json"
+    );
     match powershell_json(session, &me).await {
         Ok(servers) => {
             let first = servers.first();
+            // ConvertTo-Json writes enums as numbers and versions as objects: shown as text.
             let field = |name: &str| {
-                first
-                    .and_then(|v| v.get(name))
-                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
-                    .map_or(Value::Absent, Value::Text)
+                first.and_then(|v| v.get(name)).map_or(Value::Absent, |v| match v {
+                    serde_json::Value::String(s) => Value::Text(s.clone()),
+                    serde_json::Value::Object(o) if o.contains_key("Major") => {
+                        let part = |k: &str| o.get(k).and_then(|x| x.as_i64()).unwrap_or(0);
+                        Value::Text(format!(
+                            "Version {}.{} (Build {}.{})",
+                            part("Major"),
+                            part("Minor"),
+                            part("Build"),
+                            part("Revision")
+                        ))
+                    }
+                    other => Value::Text(other.to_string()),
+                })
             };
             facts.insert(Fact::new("exchange.server_role", field("ServerRole"), source(FROM, Some("Get-ExchangeServer"))));
             facts.insert(Fact::new("exchange.edition", field("Edition"), source(FROM, Some("Get-ExchangeServer"))));
@@ -502,11 +519,30 @@ async fn exchange_settings(session: &mut WinrmSession, facts: &mut HostFacts) {
     let ecp_script = format!("{SNAPIN}; Get-EcpVirtualDirectory | Select-Object Name,ExtendedProtectionTokenChecking | ConvertTo-Json");
     let owa = powershell_json(session, &owa_script).await;
     let ecp = powershell_json(session, &ecp_script).await;
-    let token = |v: &serde_json::Value| v.get("ExtendedProtectionTokenChecking").and_then(|t| t.as_str()).unwrap_or("None").to_owned();
+    // Windows PowerShell 5.1's ConvertTo-Json writes enums as numbers (None 0, Allow 1,
+    // Require 2); the script also casts to text. Both are read.
+    let token = |v: &serde_json::Value| match v.get("ExtendedProtectionTokenChecking") {
+        Some(serde_json::Value::String(s)) => Some(s.clone()),
+        Some(serde_json::Value::Number(n)) => match n.as_u64() {
+            Some(0) => Some("None".into()),
+            Some(1) => Some("Allow".into()),
+            Some(2) => Some("Require".into()),
+            _ => None,
+        },
+        _ => None,
+    };
     let ep = match (&owa, &ecp) {
         (Ok(o), Ok(e)) if !o.is_empty() || !e.is_empty() => {
-            // On only where every OWA and ECP directory checks the token (Allow or Require).
-            Value::Bool(o.iter().chain(e.iter()).all(|v| !token(v).eq_ignore_ascii_case("None")))
+            // On only where every OWA and ECP directory checks the token (Allow or Require);
+            // a directory whose setting was not in the output makes it unknown.
+            let tokens: Option<Vec<String>> = o.iter().chain(e.iter()).map(token).collect();
+            match tokens {
+                Some(t) => Value::Bool(t.iter().all(|x| !x.eq_ignore_ascii_case("None"))),
+                None => Value::Unavailable(Failure {
+                    kind: crate::facts::FailureKind::Protocol,
+                    reason: "ExtendedProtectionTokenChecking missing from the cmdlet's output".into(),
+                }),
+            }
         }
         (Ok(_), Ok(_)) => Value::Absent,
         (Err(e), _) | (_, Err(e)) => Value::Unavailable(failure(e)),
@@ -572,10 +608,7 @@ async fn cross_check(session: &mut WinrmSession, plan: &Plan, facts: &mut HostFa
     file_versions(session, identity, &mut again, false).await;
     const FROM: &str = "Win32_QuickFixEngineering";
     if let Ok(items) = session.enumerate(FROM, None).await {
-        let mut ids: Vec<String> = items.iter().filter_map(|i| i.text("HotFixID")).map(normalize_update_id).collect();
-        ids.sort();
-        ids.dedup();
-        again.insert(Fact::new("hotfix.installed", Value::List(ids), source(FROM, Some("HotFixID"))));
+        again.insert(Fact::new("hotfix.installed", Value::List(hotfix_ids(&items)), source(FROM, Some("HotFixID"))));
     }
     let names: Vec<String> = again
         .iter()

@@ -509,10 +509,12 @@ fn judge_fix(affects: &Affects, on: &str, facts: &HostFacts) -> Judged {
         Some(Err(_)) | None => {}
     }
     let observed = observed.join("; ");
-    if !unknown.is_empty() {
+    // A file that could not be read makes the verdict unknown, unless another is shown older.
+    if !unknown.is_empty() && older.is_empty() {
         evidence.extend(unknown);
         return Judged::new(Verdict::Unknown, expected, observed, evidence.join("; "));
     }
+    evidence.extend(unknown);
     let prerequisite_missing = match &requirement {
         Some((r, outcome)) if outcome.truth == Truth::Fail => Some(format!("prerequisite {} missing", r.name)),
         _ => None,
@@ -565,7 +567,8 @@ pub fn cve_concerns_host(cve: &Cve, facts: &HostFacts) -> bool {
     match product_line(Product::Exchange, facts) {
         Ok(Some((generation, _))) => cve.generations.iter().any(|g| g.eq_ignore_ascii_case(&generation)),
         Ok(None) => false,
-        Err(_) => matches!(facts.get("exchange.installed").map(|f| &f.value), Some(Value::Unavailable(_))),
+        // Not known whether or which Exchange runs: the row stays, saying why.
+        Err(_) => true,
     }
 }
 

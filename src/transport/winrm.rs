@@ -17,8 +17,13 @@ use super::{io_error, TransportError};
 use crate::credentials::Credential;
 use crate::facts::FailureKind;
 
-/// Largest WS-Management envelope we ask the server to send.
-const MAX_ENVELOPE: u32 = 512_000;
+/// Largest WS-Management envelope we ask the server to send: WinRM 2.0's default limit is
+/// 150 KB (what pywinrm and other clients send), and a larger request is refused there.
+const MAX_ENVELOPE: u32 = 153_600;
+/// The server's operation timeout we ask for; the client waits a little longer, so a Receive
+/// that times out on the server comes back as a fault and is asked again.
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(20);
+const CLIENT_MARGIN: Duration = Duration::from_secs(10);
 /// Items asked for per Enumerate/Pull; more come with Pull.
 const MAX_ELEMENTS: u32 = 1000;
 /// Pulls one enumeration may take before we give up on a server that never ends it.
@@ -146,6 +151,10 @@ pub struct WinrmSession {
     incoming: Sealer,
     timeout: Duration,
     next_id: u64,
+    /// Set when the connection can no longer be trusted (socket error, timeout, a reply that
+    /// did not decode): the HTTP parser and the RC4 stream may be out of step, so every later
+    /// call fails at once with this reason instead of reading a late reply as its own.
+    broken: Option<(FailureKind, String)>,
     pub stats: WinrmStats,
 }
 
@@ -191,6 +200,14 @@ fn unbase64(text: &str) -> Option<Vec<u8>> {
         }
     }
     Some(out)
+}
+
+/// Now as a FILETIME (100 ns since 1601), for a CHALLENGE without a timestamp.
+fn filetime_now() -> u64 {
+    let unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() / 100) as u64;
+    unix + 116_444_736_000_000_000
 }
 
 /// The NTLM token of a `WWW-Authenticate: Negotiate <base64>` header.
@@ -249,8 +266,9 @@ impl WinrmSession {
             url: format!("{scheme}://{addr}/wsman"),
             outgoing: Sealer::new(&[0; 16], Direction::ClientToServer, 0),
             incoming: Sealer::new(&[0; 16], Direction::ServerToClient, 0),
-            timeout: target.timeout,
+            timeout: target.timeout.min(OPERATION_TIMEOUT + CLIENT_MARGIN),
             next_id: 0,
+            broken: None,
             stats: WinrmStats::default(),
         };
         session.logon(target.credential).await?;
@@ -272,7 +290,7 @@ impl WinrmSession {
             workstation: "EXSWEEP",
             client_challenge: random::<8>()?,
             exported_session_key: random::<16>()?,
-            fallback_time: 0,
+            fallback_time: filetime_now(),
             with_mic: true,
         };
         let authenticated = ntlmv2::authenticate(&negotiate, &challenge, &input).map_err(|source| TransportError::Decode {
@@ -300,8 +318,23 @@ impl WinrmSession {
         Ok(())
     }
 
-    /// One HTTP request and its response, within the session's timeout.
+    /// One HTTP request and its response, within the session's timeout. A failure that may
+    /// leave the connection out of step breaks the session for good.
     async fn exchange(&mut self, headers: &[(&str, &str)], body: &[u8]) -> Result<http1::Response, TransportError> {
+        if let Some((kind, reason)) = &self.broken {
+            return Err(TransportError::Earlier {
+                kind: *kind,
+                reason: reason.clone(),
+            });
+        }
+        let result = self.exchange_once(headers, body).await;
+        if let Err(e) = &result {
+            self.broken = Some((e.kind(), format!("WinRM session ended: {e}")));
+        }
+        result
+    }
+
+    async fn exchange_once(&mut self, headers: &[(&str, &str)], body: &[u8]) -> Result<http1::Response, TransportError> {
         let mut all = vec![("User-Agent", "exsweep"), ("Connection", "Keep-Alive")];
         all.extend_from_slice(headers);
         let request = http1::encode_request("POST", "/wsman", &self.host_header, &all, body);
@@ -357,7 +390,7 @@ impl WinrmSession {
                 action,
                 message_id: &message_id,
                 max_envelope_size: MAX_ENVELOPE,
-                timeout_secs: self.timeout.as_secs().clamp(1, 3600) as u32,
+                timeout_secs: OPERATION_TIMEOUT.as_secs() as u32,
                 selectors,
                 options: &[],
             },
@@ -392,14 +425,25 @@ impl WinrmSession {
                 response.status
             )));
         }
-        let part = httpenc::decode(&response.body).map_err(|source| TransportError::Decode {
-            what: "encrypted WinRM body",
-            source,
-        })?;
-        let plain = self.incoming.unseal(&part.signature, part.sealed).map_err(|source| TransportError::Decode {
-            what: "sealed WinRM body",
-            source,
-        })?;
+        let unsealed = httpenc::decode(&response.body)
+            .map_err(|source| TransportError::Decode {
+                what: "encrypted WinRM body",
+                source,
+            })
+            .and_then(|part| {
+                self.incoming.unseal(&part.signature, part.sealed).map_err(|source| TransportError::Decode {
+                    what: "sealed WinRM body",
+                    source,
+                })
+            });
+        // A body that does not unseal leaves the RC4 stream out of step: nothing later can be read.
+        let plain = match unsealed {
+            Ok(p) => p,
+            Err(e) => {
+                self.broken = Some((e.kind(), format!("WinRM session ended: {e}")));
+                return Err(e);
+            }
+        };
         wsman::parse_answer(&plain).map_err(|source| TransportError::Decode {
             what: "WS-Management answer",
             source,
@@ -484,7 +528,8 @@ impl WinrmSession {
                     if done {
                         let body = wsman::signal_body(&command_id, wsman::SIGNAL_TERMINATE);
                         let _ = self.call(wsman::RESOURCE_CMD, wsman::ACTION_SIGNAL, &selector, &body).await;
-                        return Ok((out, err, exit_code.unwrap_or(0)));
+                        // No exit code is not success: -1 says the server did not tell.
+                        return Ok((out, err, exit_code.unwrap_or(-1)));
                     }
                 }
                 // A Receive that times out while the command runs: ask again.

@@ -160,10 +160,10 @@ fn dechunk(bytes: &[u8]) -> Result<Option<(Vec<u8>, usize)>, DecodeError> {
         let line = std::str::from_utf8(&bytes[at..at + line_end]).map_err(|_| invalid("chunk size is not text"))?;
         let size_text = line.split(';').next().unwrap_or("").trim();
         let size = usize::from_str_radix(size_text, 16).map_err(|_| invalid(format!("chunk size {size_text:?}")))?;
-        if body.len() + size > MAX_BODY {
+        if size > MAX_BODY - body.len() {
             return Err(DecodeError::TooLong {
                 what: "HTTP body",
-                len: body.len() + size,
+                len: body.len().saturating_add(size),
                 limit: MAX_BODY,
             });
         }
@@ -217,6 +217,11 @@ mod tests {
         assert!(p.feed(&vec![b'a'; MAX_HEADER_BYTES + 10]).is_err());
         let mut p = ResponseParser::new();
         assert!(p.feed(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n").is_err());
+        // A chunk size near usize::MAX after a first chunk: refused, not an overflow.
+        let mut p = ResponseParser::new();
+        assert!(p
+            .feed(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nA\r\nffffffffffffffff\r\nZZZZ")
+            .is_err());
         let req = encode_request("POST", "/wsman", "h:5985", &[("Content-Type", "x")], b"body");
         assert!(req.ends_with(b"Content-Length: 4\r\n\r\nbody"));
     }

@@ -91,7 +91,18 @@ impl Rc4 {
 /// NTOWFv2 ([MS-NLMP] 3.3.2): HMAC-MD5 of the NT hash over the upper-cased user and the domain.
 pub fn ntowf_v2(password: &str, user: &str, domain: &str) -> [u8; 16] {
     let nt_hash: [u8; 16] = md4::Md4::digest(utf16(password)).into();
-    hmac_md5(&nt_hash, &[&utf16(&user.to_uppercase()), &utf16(domain)])
+    // Windows upper-cases character by character and never expands one into two (ß stays ß).
+    let upper: String = user
+        .chars()
+        .map(|c| {
+            let mut u = c.to_uppercase();
+            match (u.next(), u.next()) {
+                (Some(one), None) => one,
+                _ => c,
+            }
+        })
+        .collect();
+    hmac_md5(&nt_hash, &[&utf16(&upper), &utf16(domain)])
 }
 
 /// The NEGOTIATE message a WinRM client sends: [`CLIENT_FLAGS`], no domain or workstation.
