@@ -18,6 +18,16 @@ pub enum Transport {
     Derived,
 }
 
+impl Transport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Smb => "smb",
+            Transport::Winrm => "winrm",
+            Transport::Derived => "derived",
+        }
+    }
+}
+
 /// Provenance of one fact.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Source {

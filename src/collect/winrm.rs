@@ -41,9 +41,24 @@ fn subkey(path: &str) -> &str {
     path.split_once('\\').map_or("", |(_, rest)| rest)
 }
 
-/// StdRegProv's `ReturnValue`: 0 success, 2 not found, 5 access denied.
-fn return_value(item: &Item) -> u32 {
-    item.text("ReturnValue").and_then(|v| v.trim().parse().ok()).unwrap_or(u32::MAX)
+/// StdRegProv's `ReturnValue`: `Ok(true)` success, `Ok(false)` not found (2, or 1 for a value
+/// of another type), an error for access denied (5) and anything else.
+fn return_value(item: &Item, what: &str) -> Result<bool, TransportError> {
+    match item.text("ReturnValue").and_then(|v| v.trim().parse::<u32>().ok()) {
+        Some(0) => Ok(true),
+        Some(1 | 2) => Ok(false),
+        Some(5) => Err(TransportError::AccessDenied {
+            what: format!("StdRegProv {what}"),
+        }),
+        other => Err(protocol_error(format!("StdRegProv {what} returned {other:?}"))),
+    }
+}
+
+fn protocol_error(detail: String) -> TransportError {
+    TransportError::Winrm {
+        kind: crate::facts::FailureKind::Protocol,
+        detail,
+    }
 }
 
 fn list(item: &Item, name: &str) -> Vec<String> {
@@ -57,26 +72,16 @@ fn list(item: &Item, name: &str) -> Vec<String> {
 /// Value names and types of one key (EnumValues), `None` when the key does not exist.
 async fn value_types(session: &mut WinrmSession, key: &str) -> Result<Option<HashMap<String, u32>>, TransportError> {
     let item = session.registry("EnumValues", subkey(key), None).await?;
-    match return_value(&item) {
-        0 => {
-            let names = list(&item, "sNames");
-            let types = list(&item, "Types");
-            Ok(Some(
-                names
-                    .into_iter()
-                    .zip(types.iter().map(|t| t.parse().unwrap_or(0)))
-                    .map(|(n, t)| (n.to_ascii_lowercase(), t))
-                    .collect(),
-            ))
+    if !return_value(&item, &format!("EnumValues {key}"))? {
+        return Ok(None);
+    }
+    let names = list(&item, "sNames");
+    let types: Option<Vec<u32>> = list(&item, "Types").iter().map(|t| t.trim().parse().ok()).collect();
+    match types {
+        Some(types) if types.len() == names.len() => {
+            Ok(Some(names.into_iter().map(|n| n.to_ascii_lowercase()).zip(types).collect()))
         }
-        2 => Ok(None),
-        5 => Err(TransportError::AccessDenied {
-            what: format!("StdRegProv EnumValues {key}"),
-        }),
-        other => Err(TransportError::Winrm {
-            kind: crate::facts::FailureKind::Protocol,
-            detail: format!("StdRegProv EnumValues {key} returned {other}"),
-        }),
+        _ => Err(protocol_error(format!("StdRegProv EnumValues {key}: names and types do not match"))),
     }
 }
 
@@ -97,47 +102,33 @@ async fn read_value(session: &mut WinrmSession, key: &str, value: &str, value_ty
         }
     };
     let item = session.registry(method, subkey(key), Some(value)).await?;
-    match return_value(&item) {
-        0 => {}
-        1 | 2 => return Ok(None),
-        5 => {
-            return Err(TransportError::AccessDenied {
-                what: format!("StdRegProv {method} {key}\\{value}"),
-            })
-        }
-        other => {
-            return Err(TransportError::Winrm {
-                kind: crate::facts::FailureKind::Protocol,
-                detail: format!("StdRegProv {method} returned {other}"),
-            })
-        }
+    if !return_value(&item, &format!("{method} {key}\\{value}"))? {
+        return Ok(None);
     }
-    let text = |n: &str| item.text(n).unwrap_or("").to_owned();
-    let number = |n: &str| item.text(n).and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(0);
+    // A value the answer lacks or cannot hold is an error, never a default that could pass a check.
+    let missing = || protocol_error(format!("StdRegProv {method} {key}\\{value}: no usable value in the answer"));
+    let text = |n: &str| item.text(n).map(str::to_owned);
+    let number = |n: &str| item.text(n).and_then(|v| v.trim().parse::<u64>().ok());
     Ok(Some(match value_type {
-        1 => RegData::Sz(text("sValue")),
-        2 => RegData::ExpandSz(text("sValue")),
-        3 => RegData::Binary(list(&item, "uValue").iter().filter_map(|b| b.parse().ok()).collect()),
-        4 => RegData::Dword(number("uValue") as u32),
+        1 => RegData::Sz(text("sValue").unwrap_or_default()),
+        2 => RegData::ExpandSz(text("sValue").unwrap_or_default()),
+        3 => RegData::Binary(
+            list(&item, "uValue")
+                .iter()
+                .map(|b| b.trim().parse::<u8>().ok())
+                .collect::<Option<Vec<u8>>>()
+                .ok_or_else(missing)?,
+        ),
+        4 => RegData::Dword(number("uValue").and_then(|n| u32::try_from(n).ok()).ok_or_else(missing)?),
         7 => RegData::MultiSz(list(&item, "sValue")),
-        _ => RegData::Qword(number("uValue")),
+        _ => RegData::Qword(number("uValue").ok_or_else(missing)?),
     }))
 }
 
 /// Subkey names of a key (EnumKey); `None` when it does not exist.
 async fn subkeys(session: &mut WinrmSession, key: &str) -> Result<Option<Vec<String>>, TransportError> {
     let item = session.registry("EnumKey", subkey(key), None).await?;
-    match return_value(&item) {
-        0 => Ok(Some(list(&item, "sNames"))),
-        2 => Ok(None),
-        5 => Err(TransportError::AccessDenied {
-            what: format!("StdRegProv EnumKey {key}"),
-        }),
-        other => Err(TransportError::Winrm {
-            kind: crate::facts::FailureKind::Protocol,
-            detail: format!("StdRegProv EnumKey {key} returned {other}"),
-        }),
-    }
+    Ok(return_value(&item, &format!("EnumKey {key}"))?.then(|| list(&item, "sNames")))
 }
 
 /// Reads over WinRM what `plan` asks for (all of it, or only what is missing).
@@ -435,7 +426,7 @@ async fn file_versions(session: &mut WinrmSession, templates: &[String], facts: 
 /// parses what `ConvertTo-Json` printed: an object, an array, or nothing.
 async fn powershell_json(session: &mut WinrmSession, script: &str) -> Result<Vec<serde_json::Value>, TransportError> {
     let utf16: Vec<u8> = script.encode_utf16().flat_map(u16::to_le_bytes).collect();
-    let encoded = crate::transport::winrm::base64(&utf16);
+    let encoded = exsweep_wire::base64::encode(&utf16);
     let (stdout, stderr, code) = session
         .run_command("powershell.exe", &["-NoProfile", "-NonInteractive", "-EncodedCommand", &encoded])
         .await?;
@@ -626,18 +617,10 @@ async fn cross_check(session: &mut WinrmSession, plan: &Plan, facts: &mut HostFa
         if kept.source.transport == Transport::Winrm || !comparable(&kept.value) || !comparable(&other.value) || kept.value == other.value {
             continue;
         }
-        let text = format!("{}: {}; winrm: {}", transport_name(kept.source.transport), shown(&kept.value), shown(&other.value));
+        let text = format!("{}: {}; winrm: {}", kept.source.transport.as_str(), shown(&kept.value), shown(&other.value));
         let alternative = other.clone();
         facts.insert(Fact::new(&format!("disagreement.{name}"), Value::Text(text), source("transports", Some(&name))));
         facts.alternatives.push(alternative);
-    }
-}
-
-fn transport_name(t: Transport) -> &'static str {
-    match t {
-        Transport::Smb => "smb",
-        Transport::Winrm => "winrm",
-        Transport::Derived => "derived",
     }
 }
 

@@ -239,8 +239,28 @@ impl Catalog {
         Ok(())
     }
 
-    /// Every `supersedes` names a bulletin of the catalog.
+    /// Every `supersedes` names a bulletin of the catalog, and no chain comes back to its start.
     fn check_supersedence(&self) -> Result<(), CatalogError> {
+        for b in &self.bulletins {
+            let mut stack: Vec<&str> = b.supersedes.iter().map(String::as_str).collect();
+            let mut seen: Vec<&str> = Vec::new();
+            while let Some(id) = stack.pop() {
+                if id.eq_ignore_ascii_case(&b.id) {
+                    return Err(CatalogError::Invalid {
+                        path: b.file.clone(),
+                        line: b.line,
+                        message: format!("bulletin {:?} supersedes itself through a chain of supersedes", b.id),
+                    });
+                }
+                if seen.iter().any(|s| s.eq_ignore_ascii_case(id)) {
+                    continue;
+                }
+                seen.push(id);
+                if let Some(next) = self.bulletins.iter().find(|o| o.id.eq_ignore_ascii_case(id)) {
+                    stack.extend(next.supersedes.iter().map(String::as_str));
+                }
+            }
+        }
         for b in &self.bulletins {
             for s in &b.supersedes {
                 if !self.bulletins.iter().any(|o| o.id.eq_ignore_ascii_case(s)) {
@@ -263,10 +283,13 @@ impl Catalog {
     }
 
     /// The checks that apply to a host with these roles, with the role that brought each in.
+    /// A check another applicable check replaces is left out (a host holding both the base
+    /// role and the extending one gets the replacement only).
     pub fn checks_for<'a>(&'a self, host_roles: &'a [String]) -> impl Iterator<Item = (&'a Check, &'a str)> + 'a {
-        self.checks
-            .iter()
-            .filter_map(move |c| c.matching_role(host_roles).map(|r| (c, r)))
+        let applicable: Vec<(&Check, &str)> =
+            self.checks.iter().filter_map(|c| c.matching_role(host_roles).map(|r| (c, r))).collect();
+        let replaced: Vec<&str> = applicable.iter().flat_map(|(c, _)| c.replaces.iter().map(String::as_str)).collect();
+        applicable.into_iter().filter(move |(c, _)| !replaced.iter().any(|r| r.eq_ignore_ascii_case(&c.id)))
     }
 
     /// Bulletins that supersede `id`.
@@ -310,12 +333,38 @@ impl Catalog {
                 problems.push(format!("{}: baseline {:?} has no version", at(&b.file, b.line), b.id));
             }
         }
+        const EXCHANGE_GENERATIONS: [&str; 9] = ["5.5", "2000", "2003", "2007", "2010", "2013", "2016", "2019", "SE"];
         for b in &self.bulletins {
             if b.source.trim().is_empty() {
                 problems.push(format!("{}: bulletin {:?} names no source", at(&b.file, b.line), b.id));
             }
+            if b.affects.is_empty() && b.not_affected.is_empty() {
+                problems.push(format!("{}: bulletin {:?} names no product line (affects or not_affected)", at(&b.file, b.line), b.id));
+            }
+            for a in &b.affects {
+                let known = match a.product {
+                    super::bulletins::Product::Exchange => EXCHANGE_GENERATIONS.contains(&a.generation.as_str()),
+                    super::bulletins::Product::Windows => a.generation.starts_with("Windows"),
+                };
+                if !known {
+                    problems.push(format!(
+                        "{}: bulletin {:?}: generation {:?} is not one exsweep recognises",
+                        at(&b.file, b.line),
+                        b.id,
+                        a.generation
+                    ));
+                }
+                for f in &a.files {
+                    if let Err(e) = super::condition::check_file_template(&f.path) {
+                        problems.push(format!("{}: bulletin {:?}: {e}", at(&b.file, b.line), b.id));
+                    }
+                }
+            }
         }
         for c in &self.cves {
+            if c.generations.is_empty() || c.generations.iter().any(|g| !EXCHANGE_GENERATIONS.contains(&g.as_str())) {
+                problems.push(format!("{}: CVE {:?}: generations {:?}", at(&c.file, c.line), c.id, c.generations));
+            }
             if c.source.trim().is_empty() {
                 problems.push(format!("{}: CVE {:?} names no source", at(&c.file, c.line), c.id));
             }
@@ -491,5 +540,18 @@ source = "s"
         let clash = bulletins.replace("MS03-046\"\n", "W2K-NNTP\"\n");
         let err = Catalog::assemble([(Path::new("w2k.toml"), W2K)], [(Path::new("b.toml"), clash.as_str())]);
         assert!(err.is_err());
+    }
+
+    #[test]
+    fn a_host_with_both_roles_gets_the_replacement_only_and_cycles_are_refused() {
+        let cat = load(&[("w2k.toml", W2K), ("be.toml", BE), ("fe.toml", FE)]).unwrap();
+        let roles = vec!["exchange2000-backend".to_owned(), "exchange2000-owa-frontend".to_owned()];
+        let ids: Vec<&str> = cat.checks_for(&roles).map(|(c, _)| c.id.as_str()).collect();
+        assert!(ids.contains(&"FE-IS") && !ids.contains(&"BE-IS"), "{ids:?}");
+
+        let cycle = "[[bulletin]]\nid = 'A'\ntitle = 't'\nseverity = 'low'\nsource = 's'\nsupersedes = ['B']\nnot_affected = [{ product = 'exchange', generation = '2000' }]\n\
+[[bulletin]]\nid = 'B'\ntitle = 't'\nseverity = 'low'\nsource = 's'\nsupersedes = ['A']\nnot_affected = [{ product = 'exchange', generation = '2000' }]\n";
+        let err = Catalog::assemble([(Path::new("w2k.toml"), W2K)], [(Path::new("c.toml"), cycle)]).unwrap_err().to_string();
+        assert!(err.contains("supersedes itself through a chain"), "{err}");
     }
 }

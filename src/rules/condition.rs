@@ -265,11 +265,7 @@ fn judge_leaf(probe: &Probe, expect: &Expect, facts: &HostFacts) -> Outcome {
 
 /// `smb: <what> read at <time>`, the start of every piece of evidence.
 pub fn provenance(fact: &Fact, what: &str) -> String {
-    let transport = match fact.source.transport {
-        Transport::Smb => "smb",
-        Transport::Winrm => "winrm",
-        Transport::Derived => "derived",
-    };
+    let transport = fact.source.transport.as_str();
     match fact.source.transport {
         // A derived fact says what it was worked out from (`file.…store.exe.version`).
         Transport::Derived => format!("{transport}: {what} from {} at {}", fact.source.path, fact.source.read_at),
@@ -530,6 +526,10 @@ impl ConditionDef {
 }
 
 /// A file path template: a known variable or a drive letter first.
+pub(crate) fn check_file_template(path: &str) -> Result<(), String> {
+    file_template_ok(path)
+}
+
 fn file_template_ok(path: &str) -> Result<(), String> {
     let head = path.split('\\').next().unwrap_or("").to_ascii_lowercase();
     let ok = matches!(head.as_str(), "%systemroot%" | "%windir%" | "%programfiles%" | "%exchangeinstallpath%")

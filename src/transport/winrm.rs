@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use exsweep_wire::ntlmv2::{self, AuthInput, Direction, Sealer};
 use exsweep_wire::wsman::{self, Answer, Fault, FaultKind, Header, Item};
+use exsweep_wire::base64::{decode as unbase64, encode as base64};
 use exsweep_wire::{http1, httpenc};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -30,6 +31,10 @@ const MAX_ELEMENTS: u32 = 1000;
 const MAX_PULLS: usize = 1000;
 /// Receives one command may take.
 const MAX_RECEIVES: usize = 1000;
+/// Instances one enumeration may return, and output one command may print: far above what a
+/// scan reads, far below what would exhaust memory.
+const MAX_ITEMS: usize = 200_000;
+const MAX_OUTPUT: usize = 16 * 1024 * 1024;
 
 /// Where and as whom to connect over WinRM.
 pub struct WinrmTarget<'a> {
@@ -170,38 +175,6 @@ fn random<const N: usize>() -> Result<[u8; N], TransportError> {
     Ok(out)
 }
 
-/// Standard base64 (what `Authorization: Negotiate` and `-EncodedCommand` carry).
-pub fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let n = (u32::from(chunk[0]) << 16) | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8) | u32::from(*chunk.get(2).unwrap_or(&0));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-fn unbase64(text: &str) -> Option<Vec<u8>> {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = Vec::new();
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in text.trim().bytes().take_while(|c| *c != b'=') {
-        acc = (acc << 6) | ALPHABET.iter().position(|a| *a == c)? as u32;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    Some(out)
-}
-
 /// Now as a FILETIME (100 ns since 1601), for a CHALLENGE without a timestamp.
 fn filetime_now() -> u64 {
     let unix = std::time::SystemTime::now()
@@ -215,7 +188,7 @@ fn negotiate_token(response: &http1::Response) -> Option<Vec<u8>> {
     response
         .headers_named("WWW-Authenticate")
         .find_map(|v| v.strip_prefix("Negotiate ").or_else(|| v.strip_prefix("NTLM ")))
-        .and_then(unbase64)
+        .and_then(|t| unbase64(t))
 }
 
 fn protocol(detail: impl Into<String>) -> TransportError {
@@ -466,6 +439,9 @@ impl WinrmSession {
                     end_of_sequence,
                 }) => {
                     out.extend(items);
+                    if out.len() > MAX_ITEMS {
+                        return Err(protocol(format!("enumeration of {class} passed {MAX_ITEMS} items")));
+                    }
                     match context {
                         Some(ctx) if !end_of_sequence => {
                             answer = self.call(&resource, wsman::ACTION_PULL, &[], &wsman::pull_body(&ctx, MAX_ELEMENTS)).await?;
@@ -525,6 +501,9 @@ impl WinrmSession {
                 Ok(Answer::Received { stdout, stderr, done, exit_code }) => {
                     out.extend(stdout);
                     err.extend(stderr);
+                    if out.len() + err.len() > MAX_OUTPUT {
+                        return Err(protocol(format!("command output passed {MAX_OUTPUT} bytes")));
+                    }
                     if done {
                         let body = wsman::signal_body(&command_id, wsman::SIGNAL_TERMINATE);
                         let _ = self.call(wsman::RESOURCE_CMD, wsman::ACTION_SIGNAL, &selector, &body).await;
@@ -553,19 +532,5 @@ fn fault_error(fault: Fault, what: &str) -> TransportError {
     TransportError::Winrm {
         kind,
         detail: format!("{what}: {} ({})", text, fault.subcode),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn base64_round_trips() {
-        for data in [&b""[..], b"f", b"fo", b"foo", b"foob", b"NTLMSSP\0\x01\x02"] {
-            assert_eq!(unbase64(&base64(data)).unwrap(), data);
-        }
-        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
-        assert_eq!(unbase64("TlRMTVNTUAAB").unwrap(), b"NTLMSSP\0\x01");
     }
 }

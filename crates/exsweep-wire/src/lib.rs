@@ -20,6 +20,7 @@
 //!   envelopes and answers (WMI items, StdRegProv output, shell streams, faults).
 //! - [`pe`]: PE file versions (`VS_VERSIONINFO`), located by asking for byte ranges.
 
+pub mod base64;
 pub mod dcerpc;
 mod error;
 mod le;

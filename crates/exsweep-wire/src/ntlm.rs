@@ -28,7 +28,11 @@ const MAX_AV_PAIRS: usize = 64;
 /// [MS-NLMP] 2.2.1.1 NEGOTIATE_MESSAGE with no domain or workstation supplied: a server
 /// answers it with a CHALLENGE carrying its target information.
 pub fn encode_negotiate() -> Vec<u8> {
-    let flags = NEGOTIATE_UNICODE
+    encode_negotiate_with(PROBE_FLAGS)
+}
+
+/// What the probe asks for: target information, no session security.
+pub const PROBE_FLAGS: u32 = NEGOTIATE_UNICODE
         | NEGOTIATE_OEM
         | REQUEST_TARGET
         | NEGOTIATE_NTLM
@@ -36,8 +40,12 @@ pub fn encode_negotiate() -> Vec<u8> {
         | NEGOTIATE_EXTENDED_SESSIONSECURITY
         | NEGOTIATE_TARGET_INFO
         | NEGOTIATE_VERSION
-        | NEGOTIATE_128
-        | NEGOTIATE_56;
+    | NEGOTIATE_128
+    | NEGOTIATE_56;
+
+/// A NEGOTIATE_MESSAGE with these flags, no domain or workstation, a VERSION naming NTLM
+/// revision 15.
+pub fn encode_negotiate_with(flags: u32) -> Vec<u8> {
     let mut out = Vec::with_capacity(40);
     out.extend_from_slice(SIGNATURE);
     out.extend_from_slice(&1u32.to_le_bytes());

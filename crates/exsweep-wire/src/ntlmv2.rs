@@ -107,16 +107,7 @@ pub fn ntowf_v2(password: &str, user: &str, domain: &str) -> [u8; 16] {
 
 /// The NEGOTIATE message a WinRM client sends: [`CLIENT_FLAGS`], no domain or workstation.
 pub fn encode_negotiate() -> Vec<u8> {
-    let mut out = Vec::with_capacity(40);
-    out.extend_from_slice(SIGNATURE);
-    out.extend_from_slice(&1u32.to_le_bytes());
-    out.extend_from_slice(&CLIENT_FLAGS.to_le_bytes());
-    for _ in 0..2 {
-        out.extend_from_slice(&[0, 0, 0, 0]);
-        out.extend_from_slice(&40u32.to_le_bytes());
-    }
-    out.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 15]);
-    out
+    ntlm::encode_negotiate_with(CLIENT_FLAGS)
 }
 
 /// Who is logging on, and the values a real client draws at random (passed in).

@@ -386,28 +386,6 @@ pub enum FaultKind {
     Other,
 }
 
-fn base64_decode(text: &str) -> Result<Vec<u8>, DecodeError> {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = Vec::with_capacity(text.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in text.bytes().filter(|c| !c.is_ascii_whitespace()) {
-        if c == b'=' {
-            break;
-        }
-        let v = ALPHABET
-            .iter()
-            .position(|a| *a == c)
-            .ok_or_else(|| DecodeError::invalid("shell stream", "not base64"))? as u32;
-        acc = (acc << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    Ok(out)
-}
-
 /// Parses an answer: what it holds, or the fault the server sent.
 pub fn parse_answer(xml: &[u8]) -> Result<Result<Answer, Fault>, DecodeError> {
     let root = parse_tree(xml)?;
@@ -468,7 +446,7 @@ pub fn parse_answer(xml: &[u8]) -> Result<Result<Answer, Fault>, DecodeError> {
         "ReceiveResponse" => {
             let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
             for stream in first.children.iter().filter(|c| c.name == "Stream") {
-                let bytes = base64_decode(&stream.text)?;
+                let bytes = crate::base64::decode(&stream.text).ok_or_else(|| DecodeError::invalid("shell stream", "not base64"))?;
                 match stream.attr("Name") {
                     Some("stderr") => stderr.extend(bytes),
                     _ => stdout.extend(bytes),
