@@ -12,11 +12,19 @@ fn embed(out: &mut String, folder: &str, name: &str) {
         .unwrap_or_default();
     files.retain(|p: &std::path::PathBuf| p.extension().is_some_and(|e| e == "toml"));
     files.sort();
-    let _ = writeln!(out, "/// Shipped {folder}: (file name, contents).\npub const {name}: &[(&str, &str)] = &[");
+    let _ = writeln!(
+        out,
+        "/// Shipped {folder}: (file name, contents).\npub const {name}: &[(&str, &str)] = &["
+    );
     for f in files {
         println!("cargo:rerun-if-changed={}", f.display());
         let file = f.file_name().unwrap_or_default().to_string_lossy().into_owned();
-        let _ = writeln!(out, "    ({:?}, include_str!({:?})),", format!("{folder}/{file}"), f.display().to_string());
+        let _ = writeln!(
+            out,
+            "    ({:?}, include_str!({:?})),",
+            format!("{folder}/{file}"),
+            f.display().to_string()
+        );
     }
     out.push_str("];\n");
 }

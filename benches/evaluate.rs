@@ -16,7 +16,10 @@ struct Lcg(u64);
 
 impl Lcg {
     fn next(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (self.0 >> 33) % n
     }
 }
@@ -63,7 +66,11 @@ fn host(catalog: &Catalog, rng: &mut Lcg) -> (Vec<String>, HostFacts) {
         }
         put(&mut facts, "os.product", Value::Text("Windows 2000".into()));
         put(&mut facts, "os.service_pack", Value::Number(1 + rng.next(4)));
-        let role = if rng.next(3) == 0 { "exchange2000-owa-frontend" } else { "exchange2000-backend" };
+        let role = if rng.next(3) == 0 {
+            "exchange2000-owa-frontend"
+        } else {
+            "exchange2000-backend"
+        };
         vec![role.to_owned()]
     };
     put(&mut facts, "exchange.installed", Value::Bool(true));
@@ -76,11 +83,14 @@ fn host(catalog: &Catalog, rng: &mut Lcg) -> (Vec<String>, HostFacts) {
         .map(|i| i.trim_start_matches(r"HKLM\SOFTWARE\Microsoft\Updates\").to_owned())
         .collect();
     put(&mut facts, "updates.indicators", Value::List(updates));
-    let probes = catalog
-        .checks
-        .iter()
-        .flat_map(|c| c.condition.probes())
-        .chain(catalog.bulletins.iter().flat_map(|b| b.affects.iter()).flat_map(|a| a.condition.iter()).flat_map(|c| c.probes()));
+    let probes = catalog.checks.iter().flat_map(|c| c.condition.probes()).chain(
+        catalog
+            .bulletins
+            .iter()
+            .flat_map(|b| b.affects.iter())
+            .flat_map(|a| a.condition.iter())
+            .flat_map(|c| c.probes()),
+    );
     for probe in probes {
         let name = probe.fact_name();
         let value = match probe {
@@ -101,9 +111,18 @@ fn host(catalog: &Catalog, rng: &mut Lcg) -> (Vec<String>, HostFacts) {
         };
         put(&mut facts, &name, value);
     }
-    for file in catalog.bulletins.iter().flat_map(|b| b.affects.iter()).flat_map(|a| a.files.iter()) {
+    for file in catalog
+        .bulletins
+        .iter()
+        .flat_map(|b| b.affects.iter())
+        .flat_map(|a| a.files.iter())
+    {
         put(&mut facts, &format!("file.{}.exists", file.path), Value::Bool(true));
-        put(&mut facts, &format!("file.{}.version", file.path), Value::Text(format!("6.0.{}.{}", 6249 + rng.next(372), rng.next(90))));
+        put(
+            &mut facts,
+            &format!("file.{}.version", file.path),
+            Value::Text(format!("6.0.{}.{}", 6249 + rng.next(372), rng.next(90))),
+        );
     }
     (roles, facts)
 }
@@ -146,7 +165,10 @@ fn main() {
         catalog.cves.len(),
         rayon::current_num_threads()
     );
-    println!("fleet: {hosts} synthetic hosts, {facts} facts (built in {} ms)", built.as_millis());
+    println!(
+        "fleet: {hosts} synthetic hosts, {facts} facts (built in {} ms)",
+        built.as_millis()
+    );
     println!(
         "evaluate: median {} ms (min {} ms, max {} ms) for {findings} findings: {:.0} hosts/s",
         median.as_millis(),

@@ -91,7 +91,8 @@ pub fn parse_table(text: &str) -> Result<Vec<BuildRow>, String> {
         let line = i + 2;
         let r = record.map_err(|e| format!("builds/exchange.csv:{line}: {e}"))?;
         let field = |n: usize| r.get(n).unwrap_or("").to_owned();
-        let build = Build::parse(&field(1)).ok_or_else(|| format!("builds/exchange.csv:{line}: bad build {:?}", field(1)))?;
+        let build =
+            Build::parse(&field(1)).ok_or_else(|| format!("builds/exchange.csv:{line}: bad build {:?}", field(1)))?;
         rows.push(BuildRow {
             generation: field(0),
             build,
@@ -175,13 +176,19 @@ mod tests {
         assert!(table.len() > 400, "{}", table.len());
         let name = |s: &str| identify(&table, b(s)).map(|i| (i.generation.clone(), i.level_name()));
         assert_eq!(name("6.0.4417.0"), Some(("2000".into(), "RTM".into())));
-        assert_eq!(name("6.0.5762.4"), Some(("2000".into(), "SP2 or later (nearest known build 6.0.5762.0)".into())));
+        assert_eq!(
+            name("6.0.5762.4"),
+            Some(("2000".into(), "SP2 or later (nearest known build 6.0.5762.0)".into()))
+        );
         assert_eq!(name("6.0.6249.0"), Some(("2000".into(), "SP3".into())));
         assert_eq!(
             name("6.0.6603.1"),
             Some(("2000".into(), "SP3 post-SP3 rollup KB870540 (August 2004)".into()))
         );
-        assert_eq!(name("6.0.6620.15"), Some(("2000".into(), "SP3 post-SP3 KB976703 (MS10-024)".into())));
+        assert_eq!(
+            name("6.0.6620.15"),
+            Some(("2000".into(), "SP3 post-SP3 KB976703 (MS10-024)".into()))
+        );
         assert_eq!(name("15.2.792.5"), Some(("2019".into(), "CU8 Feb21SU".into())));
         assert_eq!(name("15.2.2562.17").map(|n| n.0), Some("SE".into()));
         assert_eq!(name("7.0.1.0"), None);

@@ -36,13 +36,8 @@ impl Credential {
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialsError {
     #[error("cannot read credentials file {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error(
-        "credentials file {path} is readable by group or others (mode {mode:o}); run `chmod 600 {path}`"
-    )]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("credentials file {path} is readable by group or others (mode {mode:o}); run `chmod 600 {path}`")]
     TooOpen { path: PathBuf, mode: u32 },
     #[error("{path}:{line}: {message}")]
     Syntax {
@@ -88,19 +83,16 @@ impl Credentials {
     }
 
     fn parse(path: &Path, text: &str) -> Result<Self, CredentialsError> {
-        let entries: BTreeMap<String, Credential> =
-            toml::from_str(text).map_err(|e| CredentialsError::Syntax {
-                path: path.to_owned(),
-                line: e.span().map_or(1, |s| line_of(text, s.start)),
-                message: safe_message(e.message()),
-            })?;
+        let entries: BTreeMap<String, Credential> = toml::from_str(text).map_err(|e| CredentialsError::Syntax {
+            path: path.to_owned(),
+            line: e.span().map_or(1, |s| line_of(text, s.start)),
+            message: safe_message(e.message()),
+        })?;
         Ok(Credentials { entries })
     }
 
     /// The `default` entry from the environment, if `EXSWEEP_USER` is set.
-    pub fn from_env(
-        get: impl Fn(&str) -> Option<String>,
-    ) -> Result<Option<Credential>, CredentialsError> {
+    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Option<Credential>, CredentialsError> {
         let user = get("EXSWEEP_USER").filter(|u| !u.is_empty());
         let password = get("EXSWEEP_PASSWORD");
         match (user, password) {
@@ -149,7 +141,10 @@ fn check_private(_: &Path, _: &std::fs::Metadata) -> Result<(), CredentialsError
 /// anything that may quote a value ("invalid type: integer `123456`") is replaced.
 fn safe_message(message: &str) -> String {
     let first = message.lines().next().unwrap_or("");
-    if ["unknown field", "missing field", "duplicate key"].iter().any(|p| first.starts_with(p)) {
+    if ["unknown field", "missing field", "duplicate key"]
+        .iter()
+        .any(|p| first.starts_with(p))
+    {
         first.to_owned()
     } else {
         "invalid entry (expected [name] tables of domain, user and password strings)".to_owned()
@@ -203,7 +198,11 @@ mod tests {
         let text = Credentials::from_file(&p).unwrap_err().to_string();
         assert!(text.contains("creds.toml:3:") && !text.contains("123456"), "{text}");
 
-        let p = write(dir.path(), "[default]\ndomain='LAB'\nuser='scan'\npassword='pw1'\n", 0o600);
+        let p = write(
+            dir.path(),
+            "[default]\ndomain='LAB'\nuser='scan'\npassword='pw1'\n",
+            0o600,
+        );
         let creds = Credentials::from_file(&p).unwrap();
         let c = creds.get("default").unwrap();
         assert_eq!(c.account(), "LAB\\scan");
@@ -228,6 +227,9 @@ mod tests {
         ));
         assert!(Credentials::from_env(|_| None).unwrap().is_none());
         let only_user = |k: &str| (k == "EXSWEEP_USER").then(|| "svc".to_string());
-        assert!(Credentials::from_env(only_user).is_err(), "an empty password would only burn lockout attempts");
+        assert!(
+            Credentials::from_env(only_user).is_err(),
+            "an empty password would only burn lockout attempts"
+        );
     }
 }

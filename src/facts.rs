@@ -109,9 +109,7 @@ impl RegistryValue {
             RegData::MultiSz(v) => serde_json::Value::from(v.clone()),
             RegData::Dword(n) | RegData::DwordBigEndian(n) => serde_json::Value::from(*n),
             RegData::Qword(n) => serde_json::Value::from(*n),
-            RegData::None(b) | RegData::Binary(b) | RegData::Raw { bytes: b, .. } => {
-                serde_json::Value::from(hex(b))
-            }
+            RegData::None(b) | RegData::Binary(b) | RegData::Raw { bytes: b, .. } => serde_json::Value::from(hex(b)),
         };
         RegistryValue {
             value_type: data.type_name(),

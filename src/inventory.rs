@@ -67,7 +67,13 @@ fn parse_transports(path: &Path, line: usize, names: &[String]) -> Result<Vec<Tr
             "smb" => TransportKind::Smb,
             "winrm" => TransportKind::Winrm,
             "winrm-https" => TransportKind::WinrmHttps,
-            other => return Err(invalid(path, line, format!("unknown transport {other:?} (smb, winrm, winrm-https)"))),
+            other => {
+                return Err(invalid(
+                    path,
+                    line,
+                    format!("unknown transport {other:?} (smb, winrm, winrm-https)"),
+                ))
+            }
         };
         if out.contains(&t) {
             return Err(invalid(path, line, format!("transport {n:?} listed twice")));
@@ -83,10 +89,7 @@ fn parse_transports(path: &Path, line: usize, names: &[String]) -> Result<Vec<Tr
 #[derive(Debug, thiserror::Error)]
 pub enum InventoryError {
     #[error("cannot read inventory {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("{path}:{line}: {message}")]
     Invalid {
         path: PathBuf,
@@ -210,8 +213,19 @@ pub fn parse_csv(path: &Path, text: &str) -> Result<Vec<Host>, InventoryError> {
             .map(str::to_owned)
             .collect();
         let credential = Some(field(cred_col)).filter(|c| !c.is_empty()).map(str::to_owned);
-        let mut host = build_host(path, line, field(Some(name_col)), field(Some(addr_col)), roles, credential)?;
-        let transports: Vec<String> = field(transports_col).split(';').filter(|t| !t.trim().is_empty()).map(str::to_owned).collect();
+        let mut host = build_host(
+            path,
+            line,
+            field(Some(name_col)),
+            field(Some(addr_col)),
+            roles,
+            credential,
+        )?;
+        let transports: Vec<String> = field(transports_col)
+            .split(';')
+            .filter(|t| !t.trim().is_empty())
+            .map(str::to_owned)
+            .collect();
         if !transports.is_empty() {
             host.transports = parse_transports(path, line, &transports)?;
         }
@@ -312,8 +326,7 @@ fn build_host(
             format!("host name {name:?} has the character {bad:?} (letters, digits, '-', '_', '.' only)"),
         ));
     }
-    let (address, smb_port) =
-        split_address(address).map_err(|m| invalid(path, line, format!("{m} in {address:?}")))?;
+    let (address, smb_port) = split_address(address).map_err(|m| invalid(path, line, format!("{m} in {address:?}")))?;
     if let Some(role) = roles.iter().find(|r| {
         !r.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
@@ -419,14 +432,20 @@ mod tests {
         assert_eq!(hosts[0].roles, ["exchange2000-backend", "windows2000-member"]);
         assert_eq!(hosts[0].credential, None);
         assert_eq!(hosts[0].origin.line, 5);
-        assert_eq!((hosts[1].address.as_str(), hosts[1].smb_port), ("ex2.corp.example", 1445));
+        assert_eq!(
+            (hosts[1].address.as_str(), hosts[1].smb_port),
+            ("ex2.corp.example", 1445)
+        );
         assert_eq!(hosts[1].credential.as_deref(), Some("svc"));
     }
 
     #[test]
     fn malformed_csv_line_names_file_and_line() {
         let err = csv("name,address,roles,credential\nex1,127.0.0.1,,\nex2,not an address!,,\n").unwrap_err();
-        assert_eq!(err.to_string(), "inv.csv:3: invalid host name or address in \"not an address!\"");
+        assert_eq!(
+            err.to_string(),
+            "inv.csv:3: invalid host name or address in \"not an address!\""
+        );
         let err = csv("# comment\nname,address,roles,credential\nex1,127.0.0.1,,\nex2,127.0.0.2\n").unwrap_err();
         assert_eq!(err.to_string(), "inv.csv:4: 2 fields where the header has 4");
         let err = csv("host,ip\n").unwrap_err();
@@ -436,7 +455,10 @@ mod tests {
     #[test]
     fn host_listed_twice_names_both_lines() {
         let err = csv("name,address\na,127.0.0.1\nb,127.0.0.2\nA,127.0.0.3\n").unwrap_err();
-        assert_eq!(err.to_string(), "inv.csv:4: host \"A\" is listed twice (first at line 2)");
+        assert_eq!(
+            err.to_string(),
+            "inv.csv:4: host \"A\" is listed twice (first at line 2)"
+        );
         let err = csv("name,address\na,127.0.0.1\nb,127.0.0.1\n").unwrap_err();
         assert!(err.to_string().contains("(first at line 2)"), "{err}");
     }
@@ -451,7 +473,11 @@ mod tests {
         assert_eq!((hosts[1].address.as_str(), hosts[1].smb_port), ("::1", 4450));
         assert_eq!(hosts[1].origin.line, 9);
 
-        let err = parse_toml(Path::new("inv.toml"), "[[host]]\nname = 'a'\naddress = '127.0.0.1'\nrole = 'x'\n").unwrap_err();
+        let err = parse_toml(
+            Path::new("inv.toml"),
+            "[[host]]\nname = 'a'\naddress = '127.0.0.1'\nrole = 'x'\n",
+        )
+        .unwrap_err();
         assert!(err.to_string().starts_with("inv.toml:4:"), "{err}");
     }
 
@@ -470,10 +496,17 @@ mod tests {
         let hosts = parse_csv(Path::new("i.csv"), csv).unwrap();
         assert_eq!(hosts[0].transports, DEFAULT_TRANSPORTS);
         assert_eq!(hosts[1].transports, [TransportKind::Winrm, TransportKind::Smb]);
-        let toml_text = "[defaults]\ntransports = ['winrm']\nwinrm_port = 55985\n[[host]]\nname = 'a'\naddress = '127.0.0.1'\n";
+        let toml_text =
+            "[defaults]\ntransports = ['winrm']\nwinrm_port = 55985\n[[host]]\nname = 'a'\naddress = '127.0.0.1'\n";
         let hosts = parse_toml(Path::new("i.toml"), toml_text).unwrap();
-        assert_eq!((hosts[0].transports.as_slice(), hosts[0].winrm_port), (&[TransportKind::Winrm][..], 55985));
+        assert_eq!(
+            (hosts[0].transports.as_slice(), hosts[0].winrm_port),
+            (&[TransportKind::Winrm][..], 55985)
+        );
         let err = parse_csv(Path::new("i.csv"), "name,address,transports\nh,127.0.0.1,ftp\n").unwrap_err();
-        assert_eq!(err.to_string(), "i.csv:2: unknown transport \"ftp\" (smb, winrm, winrm-https)");
+        assert_eq!(
+            err.to_string(),
+            "i.csv:2: unknown transport \"ftp\" (smb, winrm, winrm-https)"
+        );
     }
 }

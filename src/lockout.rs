@@ -30,7 +30,9 @@ pub struct LockoutBreaker {
 pub enum Admission {
     Go(LogonTicket),
     /// The credential has failed `failures` times; it is not tried again this run.
-    Tripped { failures: u32 },
+    Tripped {
+        failures: u32,
+    },
 }
 
 /// One admitted logon attempt. Report how it went; dropping it unreported counts as
@@ -60,9 +62,7 @@ impl LockoutBreaker {
                 let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
                 let st = state.entry(credential.to_owned()).or_default();
                 if st.failures >= self.threshold {
-                    return Admission::Tripped {
-                        failures: st.failures,
-                    };
+                    return Admission::Tripped { failures: st.failures };
                 }
                 if st.succeeded || st.failures + st.in_flight < self.threshold {
                     st.in_flight += 1;
@@ -147,16 +147,22 @@ mod tests {
     #[tokio::test]
     async fn a_success_lifts_the_in_flight_bound_and_unreachable_hosts_do_not_count() {
         let breaker = LockoutBreaker::new(3);
-        let Admission::Go(t) = breaker.admit("svc").await else { panic!() };
+        let Admission::Go(t) = breaker.admit("svc").await else {
+            panic!()
+        };
         drop(t); // unreachable host: settles as neither
         assert_eq!(breaker.failures("svc"), 0);
-        let Admission::Go(t) = breaker.admit("svc").await else { panic!() };
+        let Admission::Go(t) = breaker.admit("svc").await else {
+            panic!()
+        };
         t.logon_succeeded();
         // Ten logons in flight at once: each admission must come without waiting.
         let mut held = Vec::new();
         for _ in 0..10 {
             let admitted = tokio::time::timeout(std::time::Duration::from_millis(50), breaker.admit("svc")).await;
-            let Ok(Admission::Go(t)) = admitted else { panic!("a logon waited although the credential works") };
+            let Ok(Admission::Go(t)) = admitted else {
+                panic!("a logon waited although the credential works")
+            };
             held.push(t);
         }
     }

@@ -12,8 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use exsweep::credentials::{Credentials, DEFAULT_ENTRY};
 use exsweep::inventory;
 use exsweep::report::{
-    BaselineInfo, CsvReport, Format, HostReport, JsonlReport, ReportWriter, RunInfo, Summary,
-    SCHEMA_VERSION,
+    BaselineInfo, CsvReport, Format, HostReport, JsonlReport, ReportWriter, RunInfo, Summary, SCHEMA_VERSION,
 };
 use exsweep::rules::{Catalog, Severity, Status};
 use exsweep::scan::{scan_hosts, ScanConfig};
@@ -106,7 +105,11 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     init_logging(cli.verbose);
@@ -158,7 +161,11 @@ fn catalog_list(args: &CatalogArgs) -> Result<()> {
     let catalog = load_catalog(args.baselines.as_deref(), args.bulletins.as_deref())?;
     println!("catalog {}", catalog_label(&catalog));
     for b in &catalog.baselines {
-        let extends = if b.extends.is_empty() { String::new() } else { format!("\textends {}", b.extends.join(";")) };
+        let extends = if b.extends.is_empty() {
+            String::new()
+        } else {
+            format!("\textends {}", b.extends.join(";"))
+        };
         println!(
             "baseline\t{}\t{}\tversion {}\t{} checks\troles {}{extends}",
             b.id,
@@ -175,7 +182,13 @@ fn catalog_list(args: &CatalogArgs) -> Result<()> {
         println!("bulletin\t{}\t{}\t{}\t{}", b.id, b.kb, b.severity.as_str(), b.title);
     }
     for c in &catalog.cves {
-        println!("cve\t{}\t{}\t{}\t{}", c.id, c.severity.as_str(), c.fixed_by.join(";"), c.title);
+        println!(
+            "cve\t{}\t{}\t{}\t{}",
+            c.id,
+            c.severity.as_str(),
+            c.fixed_by.join(";"),
+            c.title
+        );
     }
     println!(
         "{} baselines, {} checks, {} bulletins, {} CVEs",
@@ -202,7 +215,11 @@ fn catalog_lint(args: &CatalogArgs) -> Result<ExitCode> {
         catalog.cves.len(),
         problems.len()
     );
-    Ok(if problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// A warning on stderr when the catalog is older than `max_days`.
@@ -229,7 +246,12 @@ fn run_scan(args: ScanArgs) -> Result<ExitCode> {
         let host = hosts
             .iter_mut()
             .find(|h| h.name.eq_ignore_ascii_case(name))
-            .with_context(|| format!("--winrm-accept-self-signed names {name:?}, which is not in {}", args.inventory.display()))?;
+            .with_context(|| {
+                format!(
+                    "--winrm-accept-self-signed names {name:?}, which is not in {}",
+                    args.inventory.display()
+                )
+            })?;
         host.winrm_accept_self_signed = true;
     }
     let credentials = Credentials::load(args.credentials.as_deref())?;

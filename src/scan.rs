@@ -8,16 +8,16 @@ use tokio::sync::{mpsc, Semaphore};
 use tracing::{info, info_span, warn, Instrument};
 
 use crate::collect::{self, collect_probes, collect_smb, Plan};
-use crate::inventory::TransportKind;
-use crate::transport::socket_addr;
-use crate::transport::winrm::{TlsMode, WinrmSession, WinrmTarget};
 use crate::credentials::{Credentials, DEFAULT_ENTRY};
 use crate::facts::{Failure, FailureKind, HostFacts};
 use crate::inventory::Host;
+use crate::inventory::TransportKind;
 use crate::lockout::{Admission, LockoutBreaker};
 use crate::rules::{evaluate_host, Catalog, Finding};
 use crate::timefmt::Timestamp;
 use crate::transport::smb::{SmbSession, SmbTarget};
+use crate::transport::socket_addr;
+use crate::transport::winrm::{TlsMode, WinrmSession, WinrmTarget};
 
 /// How a sweep runs.
 #[derive(Debug, Clone)]
@@ -81,8 +81,7 @@ pub async fn scan_hosts(
                         let hosts = Arc::clone(&hosts);
                         tokio::spawn(
                             async move {
-                                scan_one(index, &hosts[index], &credentials, &catalog, &breaker, host_timeout)
-                                    .await
+                                scan_one(index, &hosts[index], &credentials, &catalog, &breaker, host_timeout).await
                             }
                             .instrument(span),
                         )
@@ -157,7 +156,8 @@ async fn scan_one(
             break;
         }
         match transport {
-            TransportKind::Smb => match logon(host, credential_name, credential, breaker, deadline, host_timeout).await {
+            TransportKind::Smb => match logon(host, credential_name, credential, breaker, deadline, host_timeout).await
+            {
                 Err(failure) => refusals.push((TransportKind::Smb, failure)),
                 Ok(mut session) => {
                     let addr = socket_addr(&host.address, host.smb_port);
@@ -184,14 +184,29 @@ async fn scan_one(
                     }
                 }
             },
-            TransportKind::Winrm | TransportKind::WinrmHttps => match winrm_logon(host, *transport, credential_name, credential, breaker, deadline, host_timeout, connected).await {
+            TransportKind::Winrm | TransportKind::WinrmHttps => match winrm_logon(
+                host,
+                *transport,
+                credential_name,
+                credential,
+                breaker,
+                deadline,
+                host_timeout,
+                connected,
+            )
+            .await
+            {
                 Err(failure) => refusals.push((*transport, failure)),
                 Ok(mut session) => {
                     let only_missing = connected;
                     let work = collect::winrm::collect(&mut session, &plan, catalog, &mut facts, only_missing);
                     let collected = tokio::time::timeout_at(deadline.into(), work).await;
                     connected = true;
-                    info!(round_trips = session.stats.round_trips, bytes = session.stats.bytes_sent + session.stats.bytes_received, "winrm collected");
+                    info!(
+                        round_trips = session.stats.round_trips,
+                        bytes = session.stats.bytes_sent + session.stats.bytes_received,
+                        "winrm collected"
+                    );
                     if collected.is_err() {
                         break;
                     }
@@ -246,7 +261,11 @@ fn combine_failures(refusals: &[(TransportKind, Failure)]) -> Failure {
         FailureKind::Protocol => 4,
         FailureKind::Unreachable => 5,
     };
-    let kind = refusals.iter().map(|(_, f)| f.kind).min_by_key(|k| rank(*k)).unwrap_or(FailureKind::Skipped);
+    let kind = refusals
+        .iter()
+        .map(|(_, f)| f.kind)
+        .min_by_key(|k| rank(*k))
+        .unwrap_or(FailureKind::Skipped);
     let reason = match refusals {
         [(_, only)] => only.reason.clone(),
         _ => refusals
@@ -331,7 +350,16 @@ async fn logon(
         credential,
         timeout: host_timeout,
     };
-    through_breaker(credential_name, credential, breaker, deadline, "session", host_timeout, SmbSession::connect(target)).await
+    through_breaker(
+        credential_name,
+        credential,
+        breaker,
+        deadline,
+        "session",
+        host_timeout,
+        SmbSession::connect(target),
+    )
+    .await
 }
 
 /// A WinRM session (HTTP or HTTPS), through the breaker.
@@ -367,7 +395,11 @@ async fn winrm_logon(
         port: if https { host.winrm_https_port } else { host.winrm_port },
         credential,
         timeout: host_timeout,
-        tls: https.then_some(if host.winrm_accept_self_signed { TlsMode::AcceptSelfSigned } else { TlsMode::Verify }),
+        tls: https.then_some(if host.winrm_accept_self_signed {
+            TlsMode::AcceptSelfSigned
+        } else {
+            TlsMode::Verify
+        }),
     };
     if account_proven {
         return match tokio::time::timeout_at(deadline.into(), WinrmSession::connect(target)).await {
@@ -386,7 +418,16 @@ async fn winrm_logon(
             }),
         };
     }
-    through_breaker(credential_name, credential, breaker, deadline, "WinRM session", host_timeout, WinrmSession::connect(target)).await
+    through_breaker(
+        credential_name,
+        credential,
+        breaker,
+        deadline,
+        "WinRM session",
+        host_timeout,
+        WinrmSession::connect(target),
+    )
+    .await
 }
 
 /// After a deadline: every planned fact not yet read is recorded as cut off, so checks on
@@ -394,7 +435,10 @@ async fn winrm_logon(
 fn mark_cut_off(facts: &mut HostFacts, plan: &Plan, host_timeout: Duration) {
     let failure = Failure {
         kind: FailureKind::Timeout,
-        reason: format!("host deadline of {}s reached before this was read", host_timeout.as_secs_f64()),
+        reason: format!(
+            "host deadline of {}s reached before this was read",
+            host_timeout.as_secs_f64()
+        ),
     };
     crate::collect::finish(plan, facts, Some(&failure));
 }

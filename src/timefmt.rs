@@ -59,7 +59,11 @@ fn civil(secs: u64) -> (i64, u32, u32, u32, u32, u32) {
 /// Days since 1970-01-01 of a `YYYY-MM-DD` date, or `None` when it is not one.
 pub fn parse_date(text: &str) -> Option<i64> {
     let mut parts = text.trim().split('-');
-    let (y, m, d): (i64, u32, u32) = (parts.next()?.parse().ok()?, parts.next()?.parse().ok()?, parts.next()?.parse().ok()?);
+    let (y, m, d): (i64, u32, u32) = (
+        parts.next()?.parse().ok()?,
+        parts.next()?.parse().ok()?,
+        parts.next()?.parse().ok()?,
+    );
     if parts.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&d) || !(1970..=9999).contains(&y) {
         return None;
     }

@@ -17,18 +17,29 @@ fn exsweep(args: &[&str], dir: &Path) -> std::process::Output {
 #[test]
 fn malformed_inventory_line_exits_2_naming_file_and_line_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("inv.csv"), "name,address,roles,credential\nok,127.0.0.11,,\nbad,bad address!,,\n").unwrap();
+    std::fs::write(
+        dir.path().join("inv.csv"),
+        "name,address,roles,credential\nok,127.0.0.11,,\nbad,bad address!,,\n",
+    )
+    .unwrap();
     let out = exsweep(&["scan", "--inventory", "inv.csv", "--out", "out"], dir.path());
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("inv.csv:3:"), "{err}");
-    assert!(!dir.path().join("out").exists(), "a report folder was created for a run that never started");
+    assert!(
+        !dir.path().join("out").exists(),
+        "a report folder was created for a run that never started"
+    );
 }
 
 #[test]
 fn missing_credential_names_the_inventory_line() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("inv.toml"), "[[host]]\nname = 'a'\naddress = '127.0.0.11'\ncredential = 'svc'\n").unwrap();
+    std::fs::write(
+        dir.path().join("inv.toml"),
+        "[[host]]\nname = 'a'\naddress = '127.0.0.11'\ncredential = 'svc'\n",
+    )
+    .unwrap();
     let out = exsweep(&["scan", "--inventory", "inv.toml"], dir.path());
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -43,7 +54,10 @@ fn open_credentials_file_is_refused_without_printing_the_password() {
     let creds = dir.path().join("creds.toml");
     std::fs::write(&creds, "[default]\nuser = 'u'\npassword = 'sup3r-secret'\n").unwrap();
     std::fs::set_permissions(&creds, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let out = exsweep(&["scan", "--inventory", "inv.csv", "--credentials", "creds.toml"], dir.path());
+    let out = exsweep(
+        &["scan", "--inventory", "inv.csv", "--credentials", "creds.toml"],
+        dir.path(),
+    );
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("chmod 600"), "{err}");
@@ -79,10 +93,16 @@ fn shipped_catalog_lints_clean_and_inventories_load() {
         exsweep::inventory::load(&repo.join("inventory").join(f)).unwrap();
     }
     // The binary says the same, with the catalog's version.
-    let out = Command::new(env!("CARGO_BIN_EXE_exsweep")).args(["catalog", "lint"]).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_exsweep"))
+        .args(["catalog", "lint"])
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}");
-    assert!(text.contains("catalog version ") && text.ends_with("0 problems\n"), "{text}");
+    assert!(
+        text.contains("catalog version ") && text.ends_with("0 problems\n"),
+        "{text}"
+    );
 }
 
 /// A baseline folder with a dangling `extends` and a bulletin folder with a dangling
@@ -99,7 +119,10 @@ fn dangling_references_stop_the_lint_and_the_scan() {
     let out = exsweep(&["catalog", "lint", "--baselines", "b"], dir.path());
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("one.toml:1: baseline \"one\" extends \"nowhere\""), "{err}");
+    assert!(
+        err.contains("one.toml:1: baseline \"one\" extends \"nowhere\""),
+        "{err}"
+    );
 
     std::fs::create_dir(dir.path().join("u")).unwrap();
     std::fs::write(
@@ -117,6 +140,12 @@ fn dangling_references_stop_the_lint_and_the_scan() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("x.toml:1: bulletin \"MS05-021\" supersedes \"MS99-999\""), "{err}");
-    assert!(!dir.path().join("r").exists(), "a scan with a broken catalog must not start");
+    assert!(
+        err.contains("x.toml:1: bulletin \"MS05-021\" supersedes \"MS99-999\""),
+        "{err}"
+    );
+    assert!(
+        !dir.path().join("r").exists(),
+        "a scan with a broken catalog must not start"
+    );
 }

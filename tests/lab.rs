@@ -80,7 +80,11 @@ fn oracle(address: &str, request: &Json) -> Json {
         .expect("python3 with impacket (scripts/setup installs it)");
     serde_json::to_writer(child.stdin.take().unwrap(), request).unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "oracle failed for {address}: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "oracle failed for {address}: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     serde_json::from_slice(&out.stdout).expect("oracle JSON")
 }
 
@@ -99,7 +103,11 @@ fn registry_facts(facts: &HostFacts) -> Vec<(String, String, Json)> {
         .filter(|f| f.name.starts_with("registry:"))
         .map(|f| {
             assert_eq!(f.source.transport, Transport::Smb);
-            (f.source.path.clone(), f.source.value.clone().unwrap(), as_oracle_terms(&f.value))
+            (
+                f.source.path.clone(),
+                f.source.value.clone().unwrap(),
+                as_oracle_terms(&f.value),
+            )
         })
         .collect()
 }
@@ -119,7 +127,12 @@ fn lab_scan_reads_what_impacket_reads() {
     assert_eq!(results.len(), hosts.len());
     let mut compared = 0;
     for (host, result) in hosts.iter().zip(&results) {
-        assert!(result.facts.host_failure.is_none(), "{}: {:?}", host.name, result.facts.host_failure);
+        assert!(
+            result.facts.host_failure.is_none(),
+            "{}: {:?}",
+            host.name,
+            result.facts.host_failure
+        );
         let ours = registry_facts(&result.facts);
         let keys: Vec<(String, bool)> = result
             .facts
@@ -146,7 +159,12 @@ fn lab_scan_reads_what_impacket_reads() {
         // Key checks: a key exists for us exactly when impacket can open it.
         for ((path, exists), item) in keys.iter().zip(&theirs["subkeys"].as_array().unwrap()[1..]) {
             assert_eq!(item["path"], json!(path));
-            assert_eq!(*exists, item.get("error").is_none(), "{}: key {path}: {item}", host.name);
+            assert_eq!(
+                *exists,
+                item.get("error").is_none(),
+                "{}: key {path}: {item}",
+                host.name
+            );
             compared += 1;
         }
         // The update indicators: the products impacket lists are the ones we enumerated.
@@ -157,14 +175,21 @@ fn lab_scan_reads_what_impacket_reads() {
         let Value::List(indicators) = &result.facts.get("updates.indicators").unwrap().value else {
             panic!("updates.indicators not read on {}", host.name)
         };
-        let mut our_products: Vec<String> =
-            indicators.iter().map(|i| i.split('\\').next().unwrap().to_owned()).collect();
+        let mut our_products: Vec<String> = indicators
+            .iter()
+            .map(|i| i.split('\\').next().unwrap().to_owned())
+            .collect();
         our_products.dedup();
         // A product key with no SP level below it has no indicator: compare the products that do.
         let mut their_products = products.clone();
         their_products.retain(|p| {
-            let levels = oracle(&host.address, &json!({"subkeys": [format!("HKLM\\SOFTWARE\\Microsoft\\Updates\\{p}")]}));
-            levels["subkeys"][0]["subkeys"].as_array().is_some_and(|l| !l.is_empty())
+            let levels = oracle(
+                &host.address,
+                &json!({"subkeys": [format!("HKLM\\SOFTWARE\\Microsoft\\Updates\\{p}")]}),
+            );
+            levels["subkeys"][0]["subkeys"]
+                .as_array()
+                .is_some_and(|l| !l.is_empty())
         });
         assert_eq!(our_products, their_products, "{}", host.name);
     }
@@ -188,7 +213,10 @@ fn lab_hosts_are_told_apart_by_their_exchange_setup() {
     assert!(sp3ru.starts_with("6.0.6"), "{sp3ru}");
     // The signing-mandatory host was read too, over a signed session.
     let i = hosts.iter().position(|h| h.name == "exbe-sp3ru").unwrap();
-    assert_eq!(results[i].facts.get("smb.signing_required").unwrap().value, Value::Bool(true));
+    assert_eq!(
+        results[i].facts.get("smb.signing_required").unwrap().value,
+        Value::Bool(true)
+    );
 }
 
 /// Every value type, non-ASCII names, 20 KB and 8 KB values (multi-fragment responses), the
@@ -220,20 +248,40 @@ fn every_registry_type_decodes_as_impacket_decodes_it() {
             names.insert(key, values.clone());
             for v in values {
                 let data = s.query_value(key, &v).await.unwrap();
-                let value = data.map_or(Value::Absent, |d| Value::Registry(exsweep::facts::RegistryValue::from_reg(&d)));
+                let value = data.map_or(Value::Absent, |d| {
+                    Value::Registry(exsweep::facts::RegistryValue::from_reg(&d))
+                });
                 ours.push((key.to_string(), v, as_oracle_terms(&value)));
             }
         }
         s.close().await;
         (ours, names)
     });
-    let types: std::collections::BTreeSet<String> =
-        ours.iter().map(|(_, _, j)| j["type"].as_str().unwrap_or("").to_owned()).collect();
-    for t in ["REG_SZ", "REG_EXPAND_SZ", "REG_MULTI_SZ", "REG_DWORD", "REG_DWORD_BIG_ENDIAN", "REG_QWORD", "REG_BINARY", "REG_NONE"] {
+    let types: std::collections::BTreeSet<String> = ours
+        .iter()
+        .map(|(_, _, j)| j["type"].as_str().unwrap_or("").to_owned())
+        .collect();
+    for t in [
+        "REG_SZ",
+        "REG_EXPAND_SZ",
+        "REG_MULTI_SZ",
+        "REG_DWORD",
+        "REG_DWORD_BIG_ENDIAN",
+        "REG_QWORD",
+        "REG_BINARY",
+        "REG_NONE",
+    ] {
         assert!(types.contains(t), "no {t} value in the lab fixture: {types:?}");
     }
-    assert!(names[keys[0]].iter().any(|n| n.is_empty()), "default value not enumerated");
-    assert!(ours.iter().any(|(_, _, j)| j["data"].as_str().is_some_and(|s| s.len() >= 2 * 20_000)), "no 20 KB value");
+    assert!(
+        names[keys[0]].iter().any(|n| n.is_empty()),
+        "default value not enumerated"
+    );
+    assert!(
+        ours.iter()
+            .any(|(_, _, j)| j["data"].as_str().is_some_and(|s| s.len() >= 2 * 20_000)),
+        "no 20 KB value"
+    );
 
     let request = json!({
         "values": ours.iter().map(|(p, v, _)| json!({"path": p, "value": v})).collect::<Vec<_>>(),
@@ -243,7 +291,12 @@ fn every_registry_type_decodes_as_impacket_decodes_it() {
     assert_eq!(theirs["enum_values"].as_array().unwrap().len(), keys.len());
     assert_eq!(theirs["values"].as_array().unwrap().len(), ours.len());
     for (key, item) in keys.iter().zip(theirs["enum_values"].as_array().unwrap()) {
-        let theirs: Vec<&str> = item["values"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        let theirs: Vec<&str> = item["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
         assert_eq!(names[key], theirs, "value names of {key}");
     }
     for ((path, value, mine), item) in ours.iter().zip(theirs["values"].as_array().unwrap()) {
@@ -252,10 +305,12 @@ fn every_registry_type_decodes_as_impacket_decodes_it() {
 }
 
 fn credential(user: &str, password: &str) -> Credential {
-    toml::from_str(&format!("domain = 'EXLAB'\nuser = '{user}'\npassword = '{password}'\n")).map(|c: Credential| {
-        assert_eq!(c.password.expose(), password);
-        c
-    }).unwrap()
+    toml::from_str(&format!("domain = 'EXLAB'\nuser = '{user}'\npassword = '{password}'\n"))
+        .map(|c: Credential| {
+            assert_eq!(c.password.expose(), password);
+            c
+        })
+        .unwrap()
 }
 
 #[test]
@@ -265,9 +320,20 @@ fn wrong_password_trips_the_lockout_breaker_after_three_refusals() {
     let hosts = lab_hosts();
     assert!(hosts.len() >= 4);
     let results = scan(hosts, creds, &config(30));
-    let kinds: Vec<FailureKind> = results.iter().map(|r| r.facts.host_failure.as_ref().unwrap().kind).collect();
-    assert_eq!(kinds.iter().filter(|k| **k == FailureKind::AuthFailed).count(), 3, "{kinds:?}");
-    assert_eq!(kinds.iter().filter(|k| **k == FailureKind::Skipped).count(), results.len() - 3, "{kinds:?}");
+    let kinds: Vec<FailureKind> = results
+        .iter()
+        .map(|r| r.facts.host_failure.as_ref().unwrap().kind)
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == FailureKind::AuthFailed).count(),
+        3,
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| **k == FailureKind::Skipped).count(),
+        results.len() - 3,
+        "{kinds:?}"
+    );
     for r in &results {
         let reason = &r.facts.host_failure.as_ref().unwrap().reason;
         assert!(!reason.contains("not-the-password"), "password leaked into {reason}");
@@ -289,16 +355,28 @@ fn non_admin_account_is_access_denied_and_says_so() {
     assert!(!registry.is_empty());
     for f in registry {
         match &f.value {
-            Value::Unavailable(failure) => assert_eq!(failure.kind, FailureKind::AccessDenied, "{}: {failure:?}", f.name),
+            Value::Unavailable(failure) => {
+                assert_eq!(failure.kind, FailureKind::AccessDenied, "{}: {failure:?}", f.name)
+            }
             other => panic!("{} read by a non-admin: {other:?}", f.name),
         }
     }
-    match &facts.get("file.%SystemRoot%\\System32\\ntoskrnl.exe.version").unwrap().value {
+    match &facts
+        .get("file.%SystemRoot%\\System32\\ntoskrnl.exe.version")
+        .unwrap()
+        .value
+    {
         Value::Unavailable(failure) => assert_eq!(failure.kind, FailureKind::AccessDenied),
         other => panic!("kernel read by a non-admin: {other:?}"),
     }
-    assert!(matches!(facts.get("service.MSExchangeIS.state").unwrap().value, Value::Absent));
-    let registry_checks = results[0].findings.iter().filter(|f| f.check_id.starts_with("E2K-") || f.check_id.starts_with("W2K-"));
+    assert!(matches!(
+        facts.get("service.MSExchangeIS.state").unwrap().value,
+        Value::Absent
+    ));
+    let registry_checks = results[0]
+        .findings
+        .iter()
+        .filter(|f| f.check_id.starts_with("E2K-") || f.check_id.starts_with("W2K-"));
     for finding in registry_checks {
         assert_eq!(finding.status, Status::Unknown, "{}", finding.check_id);
     }
@@ -369,7 +447,11 @@ fn binary_scans_the_lab_and_writes_both_reports() {
     let header = csv.lines().next().unwrap();
     assert_eq!(header, exsweep::report::CSV_COLUMNS.join(","));
     for h in lab_hosts() {
-        assert!(csv.lines().any(|l| l.split(',').nth(1) == Some(h.name.as_str())), "{} missing from\n{csv}", h.name);
+        assert!(
+            csv.lines().any(|l| l.split(',').nth(1) == Some(h.name.as_str())),
+            "{} missing from\n{csv}",
+            h.name
+        );
     }
     let jsonl = std::fs::read_to_string(out.path().join("results.jsonl")).unwrap();
     let records: Vec<Json> = jsonl.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
@@ -378,7 +460,12 @@ fn binary_scans_the_lab_and_writes_both_reports() {
     let catalog = Catalog::builtin().unwrap().info.expect("catalog.toml");
     assert_eq!(records[0]["catalog_version"], catalog.version.as_str());
     assert_eq!(records[0]["catalog_date"], catalog.date.as_str());
-    assert!(records.iter().any(|r| r["type"] == "finding" && r["verdict"] == "mismatch"), "no bulletin verdict in the JSON Lines");
+    assert!(
+        records
+            .iter()
+            .any(|r| r["type"] == "finding" && r["verdict"] == "mismatch"),
+        "no bulletin verdict in the JSON Lines"
+    );
     assert_eq!(records.last().unwrap()["type"], "summary");
     for t in ["host", "fact", "finding"] {
         assert!(records.iter().any(|r| r["type"] == t), "no {t} record");
@@ -408,7 +495,11 @@ fn host_oracle(address: &str, entry: &str, request: &Json) -> Json {
         .expect("python3 with impacket and pefile (scripts/setup installs them)");
     serde_json::to_writer(child.stdin.take().unwrap(), request).unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "host oracle failed for {address}: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "host oracle failed for {address}: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     serde_json::from_slice(&out.stdout).expect("oracle JSON")
 }
 
@@ -424,20 +515,55 @@ fn lab_hosts_are_identified_from_their_files() {
     let expected = [
         ("exbe-rtm", "2000", "6.0.4417.0", "RTM", None, "Windows 2000", "1"),
         ("exfe-sp2", "2000", "6.0.5762.4", "SP2", None, "Windows 2000", "2"),
-        ("exbe-sp3ru", "2000", "6.0.6603.1", "SP3", Some("post-SP3 rollup KB870540 (August 2004)"), "Windows 2000", "4"),
-        ("exbe-full", "2000", "6.0.6620.15", "SP3", Some("post-SP3 KB976703 (MS10-024)"), "Windows 2000", "4"),
-        ("ex2019-old", "2019", "15.2.792.5", "CU8", Some("Feb21SU"), "Windows Server 2019", "0"),
+        (
+            "exbe-sp3ru",
+            "2000",
+            "6.0.6603.1",
+            "SP3",
+            Some("post-SP3 rollup KB870540 (August 2004)"),
+            "Windows 2000",
+            "4",
+        ),
+        (
+            "exbe-full",
+            "2000",
+            "6.0.6620.15",
+            "SP3",
+            Some("post-SP3 KB976703 (MS10-024)"),
+            "Windows 2000",
+            "4",
+        ),
+        (
+            "ex2019-old",
+            "2019",
+            "15.2.792.5",
+            "CU8",
+            Some("Feb21SU"),
+            "Windows Server 2019",
+            "0",
+        ),
     ];
     for (name, generation, build, level, update, os, sp) in expected {
-        let i = hosts.iter().position(|h| h.name == name).unwrap_or_else(|| panic!("{name} not in inventory/lab.csv"));
+        let i = hosts
+            .iter()
+            .position(|h| h.name == name)
+            .unwrap_or_else(|| panic!("{name} not in inventory/lab.csv"));
         let facts = &results[i].facts;
-        assert_eq!(text(facts, "exchange.generation").as_deref(), Some(generation), "{name}");
+        assert_eq!(
+            text(facts, "exchange.generation").as_deref(),
+            Some(generation),
+            "{name}"
+        );
         assert_eq!(text(facts, "exchange.build").as_deref(), Some(build), "{name}");
         assert_eq!(text(facts, "exchange.level").as_deref(), Some(level), "{name}");
         assert_eq!(text(facts, "exchange.update").as_deref(), update, "{name}");
         assert_eq!(text(facts, "os.product").as_deref(), Some(os), "{name}");
         assert_eq!(text(facts, "os.service_pack").as_deref(), Some(sp), "{name}");
-        assert_eq!(facts.get("exchange.build").unwrap().source.path.starts_with("file."), true, "{name}: build not from a file");
+        assert_eq!(
+            facts.get("exchange.build").unwrap().source.path.starts_with("file."),
+            true,
+            "{name}: build not from a file"
+        );
         assert_eq!(text(facts, "exchange.build_disagreement"), None, "{name}");
 
         // Every file read, against pefile's reading of the whole file.
@@ -454,15 +580,36 @@ fn lab_hosts_are_identified_from_their_files() {
             })
             .collect();
         assert!(files.len() >= 2, "{name}: {files:?}");
-        let request = json!({"files": files.iter().map(|(_, s, p)| json!({"share": s, "path": p})).collect::<Vec<_>>()});
+        let request =
+            json!({"files": files.iter().map(|(_, s, p)| json!({"share": s, "path": p})).collect::<Vec<_>>()});
         let theirs = host_oracle(&hosts[i].address, "default", &request);
         for ((template, _, _), item) in files.iter().zip(theirs["files"].as_array().unwrap()) {
             let fact = |aspect: &str| text(facts, &format!("file.{template}.{aspect}"));
-            assert_eq!(fact("version").as_deref(), item["file_version"].as_str(), "{name} {template}");
-            assert_eq!(fact("product_version").as_deref(), item["product_version"].as_str(), "{name} {template}");
-            assert_eq!(fact("version_text").as_deref(), item["version_text"].as_str(), "{name} {template}");
-            assert_eq!(fact("machine").as_deref(), item["machine"].as_str(), "{name} {template}");
-            assert_eq!(fact("size"), item["size"].as_u64().map(|n| n.to_string()), "{name} {template}");
+            assert_eq!(
+                fact("version").as_deref(),
+                item["file_version"].as_str(),
+                "{name} {template}"
+            );
+            assert_eq!(
+                fact("product_version").as_deref(),
+                item["product_version"].as_str(),
+                "{name} {template}"
+            );
+            assert_eq!(
+                fact("version_text").as_deref(),
+                item["version_text"].as_str(),
+                "{name} {template}"
+            );
+            assert_eq!(
+                fact("machine").as_deref(),
+                item["machine"].as_str(),
+                "{name} {template}"
+            );
+            assert_eq!(
+                fact("size"),
+                item["size"].as_u64().map(|n| n.to_string()),
+                "{name} {template}"
+            );
         }
     }
 }
@@ -487,7 +634,10 @@ fn service_states_over_svcctl_match_impacket() {
         for entry in [DEFAULT_ENTRY, "nonadmin"] {
             let ours = rt.block_on(async {
                 let mut s = session(&host.address, creds.get(entry).unwrap()).await;
-                let listed = s.services().await.unwrap_or_else(|e| panic!("{} as {entry}: {e}", host.name));
+                let listed = s
+                    .services()
+                    .await
+                    .unwrap_or_else(|e| panic!("{} as {entry}: {e}", host.name));
                 s.close().await;
                 listed
             });
@@ -497,8 +647,17 @@ fn service_states_over_svcctl_match_impacket() {
                 .collect();
             // impacket asks for more rights than a non-admin has: compare with the admin's list.
             let theirs = host_oracle(&host.address, DEFAULT_ENTRY, &json!({"services": true}));
-            assert_eq!(Json::Array(ours.clone()), theirs["services"], "{} as {entry}", host.name);
-            assert!(ours.iter().any(|s| s["name"] == "RemoteRegistry" && s["state"] == "running"), "{ours:?}");
+            assert_eq!(
+                Json::Array(ours.clone()),
+                theirs["services"],
+                "{} as {entry}",
+                host.name
+            );
+            assert!(
+                ours.iter()
+                    .any(|s| s["name"] == "RemoteRegistry" && s["state"] == "running"),
+                "{ours:?}"
+            );
         }
     }
 }
@@ -519,15 +678,53 @@ fn smb1_and_ntlm_probes_match_the_profiles_and_impacket() {
         let netbios = profile["netbios_name"].as_str().unwrap();
         let theirs = host_oracle(&host.address, DEFAULT_ENTRY, &json!({"identity": true}))["identity"].clone();
         let facts = &result.facts;
-        assert_eq!(facts.get("smb.smb1_accepted").unwrap().value, Value::Bool(smb1), "{}", host.name);
-        assert_eq!(theirs["smb1_accepted"], json!(smb1), "{}: impacket disagrees with the profile", host.name);
-        assert_eq!(text(facts, "ntlm.nb_computer_name").as_deref(), Some(netbios), "{}", host.name);
-        assert_eq!(text(facts, "ntlm.nb_computer_name").as_deref(), theirs["server_name"].as_str(), "{}", host.name);
-        assert_eq!(text(facts, "ntlm.dns_computer_name").as_deref(), theirs["server_dns_host"].as_str(), "{}", host.name);
-        assert_eq!(text(facts, "ntlm.dns_domain_name").as_deref(), theirs["server_dns_domain"].as_str(), "{}", host.name);
+        assert_eq!(
+            facts.get("smb.smb1_accepted").unwrap().value,
+            Value::Bool(smb1),
+            "{}",
+            host.name
+        );
+        assert_eq!(
+            theirs["smb1_accepted"],
+            json!(smb1),
+            "{}: impacket disagrees with the profile",
+            host.name
+        );
+        assert_eq!(
+            text(facts, "ntlm.nb_computer_name").as_deref(),
+            Some(netbios),
+            "{}",
+            host.name
+        );
+        assert_eq!(
+            text(facts, "ntlm.nb_computer_name").as_deref(),
+            theirs["server_name"].as_str(),
+            "{}",
+            host.name
+        );
+        assert_eq!(
+            text(facts, "ntlm.dns_computer_name").as_deref(),
+            theirs["server_dns_host"].as_str(),
+            "{}",
+            host.name
+        );
+        assert_eq!(
+            text(facts, "ntlm.dns_domain_name").as_deref(),
+            theirs["server_dns_domain"].as_str(),
+            "{}",
+            host.name
+        );
         // impacket keeps the NetBIOS domain only when it differs from the computer name.
-        let domain = theirs["server_domain"].as_str().filter(|d| !d.is_empty()).unwrap_or(netbios);
-        assert_eq!(text(facts, "ntlm.nb_domain_name").as_deref(), Some(domain), "{}", host.name);
+        let domain = theirs["server_domain"]
+            .as_str()
+            .filter(|d| !d.is_empty())
+            .unwrap_or(netbios);
+        assert_eq!(
+            text(facts, "ntlm.nb_domain_name").as_deref(),
+            Some(domain),
+            "{}",
+            host.name
+        );
         let version = format!("{}.{}.{}", theirs["os_major"], theirs["os_minor"], theirs["os_build"]);
         assert_eq!(text(facts, "ntlm.os_version"), Some(version), "{}", host.name);
     }
@@ -543,12 +740,19 @@ fn large_file_version_costs_a_few_kilobytes() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let mut s = session("127.0.0.13", credential).await;
-        let read = s.file_version("C$", r"ExsweepLab\large-100mib.dll").await.unwrap().expect("large file");
+        let read = s
+            .file_version("C$", r"ExsweepLab\large-100mib.dll")
+            .await
+            .unwrap()
+            .expect("large file");
         assert!(read.size > 100 * 1024 * 1024, "{}", read.size);
         let version = read.pe.version.as_ref().and_then(|v| v.fixed).expect("a version");
         assert_eq!(version.file_version.to_string(), "6.0.6620.15");
         let resource = read.pe.resource.expect("resource location");
-        assert!(resource.offset > 100 * 1024 * 1024, "version resource not at the end: {resource:?}");
+        assert!(
+            resource.offset > 100 * 1024 * 1024,
+            "version resource not at the end: {resource:?}"
+        );
         assert!(read.bytes_read <= 16 * 1024, "{} bytes read", read.bytes_read);
         assert!(read.reads <= 4, "{} reads", read.reads);
         eprintln!(
@@ -556,13 +760,24 @@ fn large_file_version_costs_a_few_kilobytes() {
             read.size, resource.offset, read.bytes_read, read.reads
         );
         // Case-insensitive on the share, as on Windows.
-        let store = s.file_version("c$", r"program files\exchsrvr\BIN\STORE.EXE").await.unwrap().expect("store.exe");
-        assert_eq!(store.pe.version.and_then(|v| v.fixed).unwrap().file_version.to_string(), "6.0.6620.15");
+        let store = s
+            .file_version("c$", r"program files\exchsrvr\BIN\STORE.EXE")
+            .await
+            .unwrap()
+            .expect("store.exe");
+        assert_eq!(
+            store.pe.version.and_then(|v| v.fixed).unwrap().file_version.to_string(),
+            "6.0.6620.15"
+        );
         assert!(s.file_version("C$", r"ExsweepLab\missing.dll").await.unwrap().is_none());
         s.close().await;
 
         let mut s = session("127.0.0.11", credential).await;
-        let none = s.file_version("C$", r"ExsweepLab\noversion.exe").await.unwrap().expect("noversion.exe");
+        let none = s
+            .file_version("C$", r"ExsweepLab\noversion.exe")
+            .await
+            .unwrap()
+            .expect("noversion.exe");
         assert_eq!(none.pe.version, None);
         assert!(matches!(
             s.file_version("Z$", r"x.dll").await,
@@ -588,7 +803,9 @@ fn path_templates_and_hotfix_filelists_on_a_real_host() {
         s.close().await;
         facts
     });
-    let cdoex = facts.get(r"file.%ProgramFiles%\Exchsrvr\bin\cdoex.dll.version").expect("cdoex fact");
+    let cdoex = facts
+        .get(r"file.%ProgramFiles%\Exchsrvr\bin\cdoex.dll.version")
+        .expect("cdoex fact");
     assert_eq!(cdoex.value, Value::Text("6.0.6619.12".into()));
     assert_eq!(cdoex.source.path, r"C:\Program Files\Exchsrvr\bin\cdoex.dll");
     match &facts.get(r"file.%Bogus%\x.dll.version").unwrap().value {
@@ -598,14 +815,19 @@ fn path_templates_and_hotfix_filelists_on_a_real_host() {
     // exbe-full's MS07-026 update lists its files (registry.reg, Updates\...\KB931832\Filelist).
     match &facts.get("hotfix.KB931832.files").expect("filelist").value {
         Value::List(files) => assert!(
-            files.iter().any(|f| f == r"C:\Program Files\Exchsrvr\bin\cdoex.dll 6.0.6619.12"),
+            files
+                .iter()
+                .any(|f| f == r"C:\Program Files\Exchsrvr\bin\cdoex.dll 6.0.6619.12"),
             "{files:?}"
         ),
         other => panic!("{other:?}"),
     }
     match &facts.get("hotfix.installed").unwrap().value {
         Value::List(ids) => {
-            assert!(ids.contains(&"KB870540".to_owned()) && ids.contains(&"KB976703".to_owned()), "{ids:?}");
+            assert!(
+                ids.contains(&"KB870540".to_owned()) && ids.contains(&"KB976703".to_owned()),
+                "{ids:?}"
+            );
             assert!(ids.windows(2).all(|w| w[0] < w[1]), "not sorted and unique: {ids:?}");
         }
         other => panic!("{other:?}"),
@@ -616,13 +838,19 @@ fn path_templates_and_hotfix_filelists_on_a_real_host() {
 /// "Expected baseline findings" tables of its NOTES.md): `(check id, pass|fail|unknown)`.
 fn expected_baseline_results(host: &str) -> BTreeMap<String, String> {
     let notes = std::fs::read_to_string(repo().join("tests/lab/hosts").join(host).join("NOTES.md")).unwrap();
-    let section = notes.split("## Expected baseline findings").nth(1).unwrap_or_else(|| panic!("{host}: no expected findings"));
+    let section = notes
+        .split("## Expected baseline findings")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{host}: no expected findings"));
     let section = section.split("\n## ").next().unwrap_or(section);
     let mut out = BTreeMap::new();
     for line in section.lines() {
         let cells: Vec<&str> = line.trim().trim_matches('|').split('|').map(str::trim).collect();
         let id = cells.first().copied().unwrap_or("");
-        let is_id = id.contains('-') && id.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-');
+        let is_id = id.contains('-')
+            && id
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-');
         if !is_id || cells.len() < 3 {
             continue;
         }
@@ -665,7 +893,13 @@ fn lab_findings_match_what_a_person_reading_the_sources_expects() {
         }
 
         let by_hand: toml::Table = toml::from_str(
-            &std::fs::read_to_string(repo().join("tests/lab/hosts").join(&host.name).join("expected-verdicts.toml")).unwrap(),
+            &std::fs::read_to_string(
+                repo()
+                    .join("tests/lab/hosts")
+                    .join(&host.name)
+                    .join("expected-verdicts.toml"),
+            )
+            .unwrap(),
         )
         .unwrap();
         let scanned: BTreeMap<&str, (&str, &str)> = result
@@ -690,10 +924,19 @@ fn lab_findings_match_what_a_person_reading_the_sources_expects() {
         for id in scanned.keys().filter(|id| !by_hand.contains_key(**id)) {
             wrong.push(format!("{id}: a verdict expected-verdicts.toml does not list"));
         }
-        assert!(wrong.is_empty(), "{}: {} differences:\n{}", host.name, wrong.len(), wrong.join("\n"));
+        assert!(
+            wrong.is_empty(),
+            "{}: {} differences:\n{}",
+            host.name,
+            wrong.len(),
+            wrong.join("\n")
+        );
     }
     for v in ["installed", "missing", "mismatch", "not-applicable"] {
-        assert!(verdicts_seen.contains(v), "no lab host shows the verdict {v}: {verdicts_seen:?}");
+        assert!(
+            verdicts_seen.contains(v),
+            "no lab host shows the verdict {v}: {verdicts_seen:?}"
+        );
     }
     eprintln!("lab findings compared with the hand-made expectations: {compared}");
 }
@@ -731,8 +974,13 @@ fn winrm_client_logs_on_and_seals_against_pyspnego() {
             timeout: Duration::from_secs(10),
             tls: None,
         };
-        let mut session = WinrmSession::connect(target(&good)).await.expect("logon accepted by pyspnego");
-        let items = session.enumerate("Win32_OperatingSystem", None).await.expect("sealed enumerate");
+        let mut session = WinrmSession::connect(target(&good))
+            .await
+            .expect("logon accepted by pyspnego");
+        let items = session
+            .enumerate("Win32_OperatingSystem", None)
+            .await
+            .expect("sealed enumerate");
         let fault = session.run_command("hostname", &[]).await;
         let second = session.enumerate("Win32_OperatingSystem", None).await;
         let bad = credential("exscan", "wrong");
@@ -742,7 +990,13 @@ fn winrm_client_logs_on_and_seals_against_pyspnego() {
     let _ = stub.kill();
     let (items, fault, second, refused, stats) = outcome;
     assert_eq!(items.len(), 1);
-    assert!(items[0].text("Caption").unwrap().ends_with("/cimv2/Win32_OperatingSystem"), "{items:?}");
+    assert!(
+        items[0]
+            .text("Caption")
+            .unwrap()
+            .ends_with("/cimv2/Win32_OperatingSystem"),
+        "{items:?}"
+    );
     assert_eq!(items[0].text("BuildNumber"), Some("17763"));
     assert!(fault.unwrap().to_string().contains("ActionNotSupported"));
     // Sequence numbers and RC4 state stayed in step across messages.
@@ -766,7 +1020,10 @@ const SAMBA_OWN_KEYS: [&str; 5] = [
 /// installed updates, service start modes, file versions and existence, and what is derived
 /// from them (Exchange and Windows identity).
 fn comparable(name: &str) -> bool {
-    if SAMBA_OWN_KEYS.iter().any(|k| name.to_ascii_lowercase().contains(&k.to_ascii_lowercase())) {
+    if SAMBA_OWN_KEYS
+        .iter()
+        .any(|k| name.to_ascii_lowercase().contains(&k.to_ascii_lowercase()))
+    {
         return false;
     }
     name.starts_with("registry:")
@@ -774,14 +1031,24 @@ fn comparable(name: &str) -> bool {
         || (name.starts_with("file.") && (name.ends_with(".version") || name.ends_with(".exists")))
         || (name.starts_with("service.") && name.ends_with(".start_mode"))
         || name.starts_with("exchange.")
-        || ["os.build", "os.service_pack", "os.product", "updates.indicators", "hotfix.installed"].contains(&name)
+        || [
+            "os.build",
+            "os.service_pack",
+            "os.product",
+            "updates.indicators",
+            "hotfix.installed",
+        ]
+        .contains(&name)
 }
 
 /// For every lab host, the facts read over SMB alone and over WinRM alone agree.
 #[test]
 fn facts_over_smb_and_over_winrm_agree() {
     use exsweep::inventory::TransportKind;
-    let port: u16 = std::env::var("EXSWEEP_LAB_WINRM_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(5985);
+    let port: u16 = std::env::var("EXSWEEP_LAB_WINRM_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(5985);
     let with = |t: TransportKind| -> Vec<Host> {
         lab_hosts()
             .into_iter()
@@ -797,7 +1064,11 @@ fn facts_over_smb_and_over_winrm_agree() {
     let mut compared = 0;
     for (a, b) in smb.iter().zip(&winrm) {
         let host = &lab_hosts()[a.index].name;
-        assert!(b.facts.host_failure.is_none(), "{host}: no WinRM session: {:?}", b.facts.host_failure);
+        assert!(
+            b.facts.host_failure.is_none(),
+            "{host}: no WinRM session: {:?}",
+            b.facts.host_failure
+        );
         let mut wrong = Vec::new();
         for fact in a.facts.iter().filter(|f| comparable(&f.name)) {
             let Some(other) = b.facts.get(&fact.name) else {
@@ -817,7 +1088,12 @@ fn facts_over_smb_and_over_winrm_agree() {
             b.facts.iter().any(|f| f.source.transport == Transport::Winrm),
             "{host}: no fact says it came over WinRM"
         );
-        assert!(wrong.is_empty(), "{host}: {} disagreements:\n{}", wrong.len(), wrong.join("\n"));
+        assert!(
+            wrong.is_empty(),
+            "{host}: {} disagreements:\n{}",
+            wrong.len(),
+            wrong.join("\n")
+        );
     }
     assert!(compared > 500, "only {compared} facts compared");
     eprintln!("facts compared between SMB and WinRM: {compared}");
@@ -836,11 +1112,22 @@ fn winrm_https_verification_lockout_and_deadline() {
         vec![h]
     };
     let refused = scan(ex2019(false), lab_credentials(), &config(30));
-    let failure = refused[0].facts.host_failure.as_ref().expect("an unverifiable certificate is refused");
+    let failure = refused[0]
+        .facts
+        .host_failure
+        .as_ref()
+        .expect("an unverifiable certificate is refused");
     assert!(failure.reason.contains("UnknownIssuer"), "{failure:?}");
     let accepted = scan(ex2019(true), lab_credentials(), &config(30));
-    assert!(accepted[0].facts.host_failure.is_none(), "{:?}", accepted[0].facts.host_failure);
-    assert_eq!(accepted[0].facts.get("exchange.build").map(|f| f.value.clone()), Some(Value::Text("15.2.792.5".into())));
+    assert!(
+        accepted[0].facts.host_failure.is_none(),
+        "{:?}",
+        accepted[0].facts.host_failure
+    );
+    assert_eq!(
+        accepted[0].facts.get("exchange.build").map(|f| f.value.clone()),
+        Some(Value::Text("15.2.792.5".into()))
+    );
 
     // Wrong password, WinRM only: exactly three refusals, then the breaker.
     let mut creds = Credentials::default();
@@ -853,8 +1140,15 @@ fn winrm_https_verification_lockout_and_deadline() {
         })
         .collect();
     let results = scan(hosts, creds, &config(30));
-    let kinds: Vec<FailureKind> = results.iter().map(|r| r.facts.host_failure.as_ref().unwrap().kind).collect();
-    assert_eq!(kinds.iter().filter(|k| **k == FailureKind::AuthFailed).count(), 3, "{kinds:?}");
+    let kinds: Vec<FailureKind> = results
+        .iter()
+        .map(|r| r.facts.host_failure.as_ref().unwrap().kind)
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == FailureKind::AuthFailed).count(),
+        3,
+        "{kinds:?}"
+    );
 
     // A WinRM port that holds the connection without a byte: cut at the deadline.
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -874,6 +1168,9 @@ fn winrm_https_verification_lockout_and_deadline() {
     let t0 = std::time::Instant::now();
     let results = scan(vec![hanging], lab_credentials(), &config(2));
     assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
-    assert_eq!(results[0].facts.host_failure.as_ref().unwrap().kind, FailureKind::Timeout);
+    assert_eq!(
+        results[0].facts.host_failure.as_ref().unwrap().kind,
+        FailureKind::Timeout
+    );
     drop(rt);
 }

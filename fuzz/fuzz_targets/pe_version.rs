@@ -5,7 +5,9 @@ use exsweep_wire::pe;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&which, rest)) = data.split_first() else { return };
+    let Some((&which, rest)) = data.split_first() else {
+        return;
+    };
     if which % 2 == 0 {
         drop(pe::version_of(rest));
     } else {

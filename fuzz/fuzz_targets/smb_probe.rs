@@ -5,7 +5,9 @@ use exsweep_wire::{ntlm, smbprobe};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&which, msg)) = data.split_first() else { return };
+    let Some((&which, msg)) = data.split_first() else {
+        return;
+    };
     match which % 5 {
         0 => drop(smbprobe::decode_smb1_negotiate_response(msg)),
         1 => drop(smbprobe::decode_smb2_negotiate_response(msg)),

@@ -4,7 +4,9 @@ use exsweep_wire::winreg;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&which, stub)) = data.split_first() else { return };
+    let Some((&which, stub)) = data.split_first() else {
+        return;
+    };
     match which % 5 {
         0 => drop(winreg::decode_open_key_response(stub)),
         1 => drop(winreg::decode_close_key_response(stub)),

@@ -5,7 +5,9 @@ use exsweep_wire::{http1, httpenc, ntlmv2, wsman};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&which, rest)) = data.split_first() else { return };
+    let Some((&which, rest)) = data.split_first() else {
+        return;
+    };
     match which % 4 {
         0 => {
             let mut parser = http1::ResponseParser::new();

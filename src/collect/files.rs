@@ -8,7 +8,7 @@ use exsweep_wire::regvalue::RegData;
 use tracing::debug;
 
 use super::{failure, session_lost, EXCHANGE_SETUP};
-use crate::facts::{Failure, FailureKind, Fact, HostFacts, Source, Transport, Value};
+use crate::facts::{Fact, Failure, FailureKind, HostFacts, Source, Transport, Value};
 use crate::timefmt::Timestamp;
 use crate::transport::smb::{FileVersionRead, SmbSession, WindowsPath};
 use crate::transport::TransportError;
@@ -24,7 +24,14 @@ pub const EXCHANGE_SETUP_EXE: &str = r"%ExchangeInstallPath%\Bin\ExSetup.exe";
 pub const WINDOWS_CURRENT_VERSION: &str = r"HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion";
 
 /// The facts every file read records, whatever its outcome.
-pub const FILE_ASPECTS: [&str; 6] = ["exists", "version", "product_version", "version_text", "machine", "size"];
+pub const FILE_ASPECTS: [&str; 6] = [
+    "exists",
+    "version",
+    "product_version",
+    "version_text",
+    "machine",
+    "size",
+];
 
 /// `file.<template>.<aspect>`.
 pub fn file_fact_name(template: &str, aspect: &str) -> String {
@@ -89,7 +96,9 @@ fn resolve(template: &str, facts: &HostFacts) -> Result<Location, Failure> {
             return Ok(Location::AdminShare(rest.to_owned()));
         }
         "%programfiles%" => registry_text(facts, WINDOWS_CURRENT_VERSION, "ProgramFilesDir").ok_or_else(|| {
-            skipped(format!("%ProgramFiles% unknown: {WINDOWS_CURRENT_VERSION}\\ProgramFilesDir not read"))
+            skipped(format!(
+                "%ProgramFiles% unknown: {WINDOWS_CURRENT_VERSION}\\ProgramFilesDir not read"
+            ))
         })?,
         "%exchangeinstallpath%" => match fact_text(facts, "exchange.install_path") {
             Some(path) => path,
@@ -112,7 +121,9 @@ fn resolve(template: &str, facts: &HostFacts) -> Result<Location, Failure> {
     } else {
         format!("{}\\{rest}", base.trim_end_matches('\\'))
     };
-    WindowsPath::parse(&full).map(Location::Drive).map_err(|e| skipped(e.to_string()))
+    WindowsPath::parse(&full)
+        .map(Location::Drive)
+        .map_err(|e| skipped(e.to_string()))
 }
 
 fn source(path: &str, read_at: Timestamp) -> Source {
@@ -144,7 +155,10 @@ async fn read(
         Location::AdminShare(rest) => (format!(r"ADMIN$\{rest}"), session.file_version("ADMIN$", rest).await),
         Location::Drive(path) => {
             let first = session.file_version(&path.drive_share(), path.within_drive()).await;
-            let denied = matches!(&first, Err(TransportError::NoShare(_) | TransportError::AccessDenied { .. }));
+            let denied = matches!(
+                &first,
+                Err(TransportError::NoShare(_) | TransportError::AccessDenied { .. })
+            );
             let system_root = registry_text(facts, super::identity::WINDOWS_NT_CURRENT_VERSION, "SystemRoot");
             if let (true, Some(rest)) = (denied, system_root.and_then(|r| path.within_system_root(&r))) {
                 return (format!(r"ADMIN$\{rest}"), session.file_version("ADMIN$", &rest).await);
@@ -159,10 +173,22 @@ fn file_facts(template: &str, read_from: &str, outcome: Result<Option<FileVersio
     let at = Timestamp::now();
     let fact = |aspect: &str, value: Value| Fact::new(&file_fact_name(template, aspect), value, source(read_from, at));
     match outcome {
-        Err(f) => FILE_ASPECTS.iter().map(|a| fact(a, Value::Unavailable(f.clone()))).collect(),
+        Err(f) => FILE_ASPECTS
+            .iter()
+            .map(|a| fact(a, Value::Unavailable(f.clone())))
+            .collect(),
         Ok(None) => FILE_ASPECTS
             .iter()
-            .map(|a| fact(a, if *a == "exists" { Value::Bool(false) } else { Value::Absent }))
+            .map(|a| {
+                fact(
+                    a,
+                    if *a == "exists" {
+                        Value::Bool(false)
+                    } else {
+                        Value::Absent
+                    },
+                )
+            })
             .collect(),
         Ok(Some(read)) => {
             let PeVersion { version, .. } = &read.pe;
@@ -172,7 +198,15 @@ fn file_facts(template: &str, read_from: &str, outcome: Result<Option<FileVersio
                 fact("exists", Value::Bool(true)),
                 fact("version", text(fixed.map(|f| f.file_version.to_string()))),
                 fact("product_version", text(fixed.map(|f| f.product_version.to_string()))),
-                fact("version_text", text(version.as_ref().and_then(|v| v.string("FileVersion")).map(str::to_owned))),
+                fact(
+                    "version_text",
+                    text(
+                        version
+                            .as_ref()
+                            .and_then(|v| v.string("FileVersion"))
+                            .map(str::to_owned),
+                    ),
+                ),
                 fact("machine", Value::Text(read.pe.machine_name().to_owned())),
                 fact("size", Value::Number(read.size)),
             ]
@@ -225,8 +259,14 @@ mod tests {
     #[test]
     fn templates_resolve_from_facts() {
         let mut facts = HostFacts::default();
-        assert_eq!(resolve(KERNEL, &facts), Ok(Location::AdminShare(r"System32\ntoskrnl.exe".into())));
-        assert!(resolve(EXCHANGE_STORE, &facts).unwrap_err().reason.contains("%ExchangeInstallPath%"));
+        assert_eq!(
+            resolve(KERNEL, &facts),
+            Ok(Location::AdminShare(r"System32\ntoskrnl.exe".into()))
+        );
+        assert!(resolve(EXCHANGE_STORE, &facts)
+            .unwrap_err()
+            .reason
+            .contains("%ExchangeInstallPath%"));
         facts.insert(super::super::derived_text(
             "exchange.install_path",
             r"C:\Program Files\Exchsrvr\",
@@ -235,11 +275,15 @@ mod tests {
         ));
         assert_eq!(
             resolve(EXCHANGE_STORE, &facts),
-            Ok(Location::Drive(WindowsPath::parse(r"C:\Program Files\Exchsrvr\bin\store.exe").unwrap()))
+            Ok(Location::Drive(
+                WindowsPath::parse(r"C:\Program Files\Exchsrvr\bin\store.exe").unwrap()
+            ))
         );
         assert_eq!(
             resolve(r"D:\Exchsrvr\bin\store.exe", &facts),
-            Ok(Location::Drive(WindowsPath::parse(r"D:\Exchsrvr\bin\store.exe").unwrap()))
+            Ok(Location::Drive(
+                WindowsPath::parse(r"D:\Exchsrvr\bin\store.exe").unwrap()
+            ))
         );
         assert!(resolve(r"%Bogus%\x.exe", &facts).is_err());
     }

@@ -40,7 +40,11 @@ pub fn normalize_update_id(id: &str) -> String {
 /// `SP4`, `RTM`, `Gold`: the service-pack level keys MBSA's layout puts between product and update.
 pub fn is_level(name: &str) -> bool {
     let upper = name.trim().to_ascii_uppercase();
-    upper == "RTM" || upper == "GOLD" || upper.strip_prefix("SP").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    upper == "RTM"
+        || upper == "GOLD"
+        || upper
+            .strip_prefix("SP")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// One update indicator: where it was found and its normalised id.
@@ -127,9 +131,17 @@ pub async fn collect(session: &mut SmbSession, facts: &mut HostFacts) -> Option<
     // Sorted: a registry's enumeration order is its own, not part of the fact.
     let mut entries: Vec<String> = found.iter().map(|i| i.entry.clone()).collect();
     entries.sort_by_key(|e| e.to_ascii_lowercase());
-    facts.insert(Fact::new("updates.indicators", Value::List(entries), smb_source(UPDATES)));
+    facts.insert(Fact::new(
+        "updates.indicators",
+        Value::List(entries),
+        smb_source(UPDATES),
+    ));
     let ids: BTreeSet<String> = found.iter().map(|i| i.id.clone()).collect();
-    facts.insert(Fact::new("hotfix.installed", Value::List(ids.into_iter().collect()), smb_source(UPDATES)));
+    facts.insert(Fact::new(
+        "hotfix.installed",
+        Value::List(ids.into_iter().collect()),
+        smb_source(UPDATES),
+    ));
 
     // One Filelist per id, the first entry that has one.
     let mut files: BTreeMap<String, (String, Vec<String>)> = BTreeMap::new();
@@ -154,7 +166,11 @@ pub async fn collect(session: &mut SmbSession, facts: &mut HostFacts) -> Option<
         }
     }
     for (id, (path, list)) in files {
-        facts.insert(Fact::new(&format!("hotfix.{id}.files"), Value::List(list), smb_source(&path)));
+        facts.insert(Fact::new(
+            &format!("hotfix.{id}.files"),
+            Value::List(list),
+            smb_source(&path),
+        ));
     }
     None
 }
@@ -174,6 +190,8 @@ mod tests {
         assert_eq!(normalize_update_id("Q12"), "Q12");
         assert_eq!(normalize_update_id("KB950982-v2"), "KB950982");
         assert_eq!(normalize_update_id("KB 823980"), "KB823980");
-        assert!(is_level("SP4") && is_level("rtm") && !is_level("SP") && !is_level("KB870540") && !is_level("Filelist"));
+        assert!(
+            is_level("SP4") && is_level("rtm") && !is_level("SP") && !is_level("KB870540") && !is_level("Filelist")
+        );
     }
 }

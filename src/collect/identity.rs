@@ -69,7 +69,16 @@ pub fn derive_exchange_setup(facts: &mut HostFacts) {
     let msi = MSI_SETUP_KEYS.iter().find_map(|key| {
         let path = text(reg(facts, key, "MsiInstallPath"))?;
         let part = |v| number(reg(facts, key, v));
-        Some((key, path, (part("MsiProductMajor"), part("MsiProductMinor"), part("MsiBuildMajor"), part("MsiBuildMinor"))))
+        Some((
+            key,
+            path,
+            (
+                part("MsiProductMajor"),
+                part("MsiProductMinor"),
+                part("MsiBuildMajor"),
+                part("MsiBuildMinor"),
+            ),
+        ))
     });
     // If the setup keys themselves could not be read, say so rather than "not installed".
     let unreadable = [(EXCHANGE_SETUP, "Services"), (EXCHANGE_V15_SETUP, "MsiInstallPath")]
@@ -136,12 +145,22 @@ pub fn derive_exchange_build(facts: &mut HostFacts) {
         // only a different product line or a binary older than setup is a disagreement.
         if binary.major_minor() != setup.major_minor() || binary.0[2] < setup.0[2] {
             let text = format!("binary {binary}, setup {setup}");
-            facts.insert(derived_text("exchange.build_disagreement", &text, "exchange.build, exchange.setup_build", read_at));
+            facts.insert(derived_text(
+                "exchange.build_disagreement",
+                &text,
+                "exchange.build, exchange.setup_build",
+                read_at,
+            ));
         }
     }
     let Some(found) = builds::identify(builds::exchange_builds(), build) else {
         if let Some(generation) = builds::exchange_generation(build) {
-            facts.insert(derived_text("exchange.generation", generation, "exchange.build", read_at));
+            facts.insert(derived_text(
+                "exchange.generation",
+                generation,
+                "exchange.build",
+                read_at,
+            ));
         }
         return;
     };
@@ -150,13 +169,33 @@ pub fn derive_exchange_build(facts: &mut HostFacts) {
     } else {
         format!("Exchange Server {}", found.generation)
     };
-    facts.insert(derived_text("exchange.generation", &found.generation, "exchange.build", read_at));
-    facts.insert(derived_text("exchange.level", &found.level, "exchange.build, builds/exchange.csv", read_at));
+    facts.insert(derived_text(
+        "exchange.generation",
+        &found.generation,
+        "exchange.build",
+        read_at,
+    ));
+    facts.insert(derived_text(
+        "exchange.level",
+        &found.level,
+        "exchange.build, builds/exchange.csv",
+        read_at,
+    ));
     if let Some(update) = &found.update {
-        facts.insert(derived_text("exchange.update", update, "exchange.build, builds/exchange.csv", read_at));
+        facts.insert(derived_text(
+            "exchange.update",
+            update,
+            "exchange.build, builds/exchange.csv",
+            read_at,
+        ));
     }
     let version = format!("{product} {}", found.level_name());
-    facts.insert(derived_text("exchange.version", &version, "exchange.build, builds/exchange.csv", read_at));
+    facts.insert(derived_text(
+        "exchange.version",
+        &version,
+        "exchange.build, builds/exchange.csv",
+        read_at,
+    ));
 }
 
 /// `os.version`, `os.build`, `os.product` (kernel file first, registry second),
@@ -178,12 +217,24 @@ pub fn derive_os(facts: &mut HostFacts) {
     }
     if let Some(r) = registry {
         let [a, b, c, _] = r.0;
-        facts.insert(derived_text("os.registry_version", &format!("{a}.{b}.{c}"), WINDOWS_NT_CURRENT_VERSION, read_at));
+        facts.insert(derived_text(
+            "os.registry_version",
+            &format!("{a}.{b}.{c}"),
+            WINDOWS_NT_CURRENT_VERSION,
+            read_at,
+        ));
     }
-    let best = kernel.map(|k| (k, kernel_name.as_str())).or(registry.map(|r| (r, WINDOWS_NT_CURRENT_VERSION)));
+    let best = kernel
+        .map(|k| (k, kernel_name.as_str()))
+        .or(registry.map(|r| (r, WINDOWS_NT_CURRENT_VERSION)));
     if let Some((b, from)) = best {
         let [major, minor, build, _] = b.0;
-        facts.insert(derived_text("os.version", &format!("{major}.{minor}.{build}"), from, read_at));
+        facts.insert(derived_text(
+            "os.version",
+            &format!("{major}.{minor}.{build}"),
+            from,
+            read_at,
+        ));
         facts.insert(derived("os.build", Value::Number(u64::from(build)), from, read_at));
         if let Some(product) = builds::windows_product(b) {
             facts.insert(derived_text("os.product", product, from, read_at));
@@ -197,9 +248,12 @@ pub fn derive_os(facts: &mut HostFacts) {
     });
     let from_dword = number(reg(facts, CONTROL_WINDOWS, "CSDVersion")).map(|n| (n >> 8, CONTROL_WINDOWS));
     // Both read and neither there: no service pack (Windows writes CSDVersion with the first).
-    let both_absent = [(WINDOWS_NT_CURRENT_VERSION, "CSDVersion"), (CONTROL_WINDOWS, "CSDVersion")]
-        .iter()
-        .all(|(p, v)| matches!(facts.registry(p, v).map(|f| &f.value), Some(Value::Absent)));
+    let both_absent = [
+        (WINDOWS_NT_CURRENT_VERSION, "CSDVersion"),
+        (CONTROL_WINDOWS, "CSDVersion"),
+    ]
+    .iter()
+    .all(|(p, v)| matches!(facts.registry(p, v).map(|f| &f.value), Some(Value::Absent)));
     let none = both_absent.then_some((0, CONTROL_WINDOWS));
     if let Some((sp, from)) = from_text.or(from_dword).or(none) {
         facts.insert(derived("os.service_pack", Value::Number(sp), from, read_at));
@@ -241,15 +295,30 @@ mod tests {
     #[test]
     fn exchange_2000_and_modern_builds_are_derived_from_setup_keys() {
         let mut facts = HostFacts::default();
-        put(&mut facts, EXCHANGE_SETUP, "Services", RegData::Sz(r"C:\Program Files\Exchsrvr".into()));
+        put(
+            &mut facts,
+            EXCHANGE_SETUP,
+            "Services",
+            RegData::Sz(r"C:\Program Files\Exchsrvr".into()),
+        );
         put(&mut facts, EXCHANGE_SETUP, "NewestBuild", RegData::Dword(6249));
         derive_exchange_setup(&mut facts);
         assert_eq!(text_of(&facts, "exchange.installed").as_deref(), Some("true"));
         assert_eq!(text_of(&facts, "exchange.setup_build").as_deref(), Some("6.0.6249"));
 
         let mut facts = HostFacts::default();
-        put(&mut facts, EXCHANGE_V15_SETUP, "MsiInstallPath", RegData::Sz(r"C:\Program Files\Microsoft\Exchange Server\V15\".into()));
-        for (v, n) in [("MsiProductMajor", 15), ("MsiProductMinor", 2), ("MsiBuildMajor", 1118), ("MsiBuildMinor", 7)] {
+        put(
+            &mut facts,
+            EXCHANGE_V15_SETUP,
+            "MsiInstallPath",
+            RegData::Sz(r"C:\Program Files\Microsoft\Exchange Server\V15\".into()),
+        );
+        for (v, n) in [
+            ("MsiProductMajor", 15),
+            ("MsiProductMinor", 2),
+            ("MsiBuildMajor", 1118),
+            ("MsiBuildMinor", 7),
+        ] {
             put(&mut facts, EXCHANGE_V15_SETUP, v, RegData::Dword(n));
         }
         derive_exchange_setup(&mut facts);
@@ -262,14 +331,29 @@ mod tests {
         // Exchange 5.5 (build 2653) and 2003 (7638) by the same key; 2010 by its own.
         for (build, expected) in [(2653, "5.5.2653"), (7638, "6.5.7638")] {
             let mut facts = HostFacts::default();
-            put(&mut facts, EXCHANGE_SETUP, "Services", RegData::Sz(r"C:\exchsrvr".into()));
+            put(
+                &mut facts,
+                EXCHANGE_SETUP,
+                "Services",
+                RegData::Sz(r"C:\exchsrvr".into()),
+            );
             put(&mut facts, EXCHANGE_SETUP, "NewestBuild", RegData::Dword(build));
             derive_exchange_setup(&mut facts);
             assert_eq!(text_of(&facts, "exchange.setup_build").as_deref(), Some(expected));
         }
         let mut facts = HostFacts::default();
-        put(&mut facts, EXCHANGE_V14_SETUP, "MsiInstallPath", RegData::Sz(r"C:\Program Files\Microsoft\Exchange Server\V14\".into()));
-        for (v, n) in [("MsiProductMajor", 14), ("MsiProductMinor", 3), ("MsiBuildMajor", 123), ("MsiBuildMinor", 4)] {
+        put(
+            &mut facts,
+            EXCHANGE_V14_SETUP,
+            "MsiInstallPath",
+            RegData::Sz(r"C:\Program Files\Microsoft\Exchange Server\V14\".into()),
+        );
+        for (v, n) in [
+            ("MsiProductMajor", 14),
+            ("MsiProductMinor", 3),
+            ("MsiBuildMajor", 123),
+            ("MsiBuildMinor", 4),
+        ] {
             put(&mut facts, EXCHANGE_V14_SETUP, v, RegData::Dword(n));
         }
         derive_exchange_setup(&mut facts);
@@ -306,14 +390,22 @@ mod tests {
         let mut facts = HostFacts::default();
         put_text(&mut facts, "exchange.setup_build", "15.2.792.3");
         derive_exchange_build(&mut facts);
-        assert_eq!(text_of(&facts, "exchange.version").as_deref(), Some("Exchange Server 2019 CU8"));
+        assert_eq!(
+            text_of(&facts, "exchange.version").as_deref(),
+            Some("Exchange Server 2019 CU8")
+        );
         assert_eq!(facts.get("exchange.build").unwrap().source.path, "exchange.setup_build");
     }
 
     #[test]
     fn os_identity_prefers_the_kernel_and_reads_the_service_pack_dword() {
         let mut facts = HostFacts::default();
-        put(&mut facts, WINDOWS_NT_CURRENT_VERSION, "CurrentVersion", RegData::Sz("6.1".into()));
+        put(
+            &mut facts,
+            WINDOWS_NT_CURRENT_VERSION,
+            "CurrentVersion",
+            RegData::Sz("6.1".into()),
+        );
         put(&mut facts, CONTROL_WINDOWS, "CSDVersion", RegData::Dword(0x400));
         put_text(&mut facts, &file_fact_name(KERNEL, "version"), "5.0.2195.6717");
         derive_os(&mut facts);

@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use tracing::debug;
 
 use crate::facts::{
-    registry_fact_name, registry_key_fact_name, Failure, FailureKind, Fact, HostFacts, RegistryValue, Source, Transport,
-    Value,
+    registry_fact_name, registry_key_fact_name, Fact, Failure, FailureKind, HostFacts, RegistryValue, Source,
+    Transport, Value,
 };
 use crate::rules::bulletins;
 use crate::rules::{Catalog, Probe};
@@ -97,7 +97,9 @@ impl Plan {
         let mut keys = BTreeSet::new();
         let mut services = BTreeSet::new();
         let mut files: Vec<String> = Vec::new();
-        let check_probes = catalog.checks_for(roles).flat_map(|(check, _)| check.condition.probes());
+        let check_probes = catalog
+            .checks_for(roles)
+            .flat_map(|(check, _)| check.condition.probes());
         for probe in check_probes.chain(bulletins::probes(&catalog.bulletins)) {
             match probe {
                 Probe::Registry { path, value } => {
@@ -143,7 +145,10 @@ impl Plan {
             .registry_values
             .iter()
             .map(|(p, v)| (registry_fact_name(p, v), p.clone(), Some(v.clone())));
-        let keys = self.registry_keys.iter().map(|p| (registry_key_fact_name(p), p.clone(), None));
+        let keys = self
+            .registry_keys
+            .iter()
+            .map(|p| (registry_key_fact_name(p), p.clone(), None));
         let updates = self
             .update_indicators
             .then(|| ["updates.indicators", "hotfix.installed"].map(|n| (n.to_owned(), UPDATES.to_owned(), None)))
@@ -165,7 +170,13 @@ impl Plan {
             .into_iter()
             .flatten()
             .map(|n| (n.to_owned(), "probe".to_owned(), None));
-        values.chain(keys).chain(updates).chain(states).chain(files).chain(probes).collect()
+        values
+            .chain(keys)
+            .chain(updates)
+            .chain(states)
+            .chain(files)
+            .chain(probes)
+            .collect()
     }
 }
 
@@ -296,7 +307,11 @@ pub async fn collect_smb(session: &mut SmbSession, plan: &Plan, catalog: &Catalo
     }
     derive_exchange_setup(facts);
     services::derive_from_registry(&plan.services, facts);
-    debug!(phase = "registry", ms = started.elapsed().as_millis() as u64, "phase done");
+    debug!(
+        phase = "registry",
+        ms = started.elapsed().as_millis() as u64,
+        "phase done"
+    );
     if lost.is_some() {
         // Nothing more can be read over this session; say so for the rest of the plan.
         return finish(plan, facts, lost.as_ref());
@@ -308,7 +323,11 @@ pub async fn collect_smb(session: &mut SmbSession, plan: &Plan, catalog: &Catalo
             return finish(plan, facts, Some(&f));
         }
     }
-    debug!(phase = "hotfixes", ms = phase.elapsed().as_millis() as u64, "phase done");
+    debug!(
+        phase = "hotfixes",
+        ms = phase.elapsed().as_millis() as u64,
+        "phase done"
+    );
     let phase = Instant::now();
     // Identity files first: the Exchange level they give decides which bulletins' fixed
     // files are needed.
@@ -317,7 +336,12 @@ pub async fn collect_smb(session: &mut SmbSession, plan: &Plan, catalog: &Catalo
     derive_identity(facts);
     if lost.is_none() {
         let mut rest: Vec<String> = Vec::new();
-        for t in plan.files.iter().cloned().chain(bulletins::files_for_host(&catalog.bulletins, facts)) {
+        for t in plan
+            .files
+            .iter()
+            .cloned()
+            .chain(bulletins::files_for_host(&catalog.bulletins, facts))
+        {
             let known = |list: &[String]| list.iter().any(|k| k.eq_ignore_ascii_case(&t));
             if !known(&identity) && !known(&rest) {
                 rest.push(t);
@@ -331,7 +355,11 @@ pub async fn collect_smb(session: &mut SmbSession, plan: &Plan, catalog: &Catalo
     }
     let phase = Instant::now();
     services::collect_states(session, &plan.services, facts).await;
-    debug!(phase = "services", ms = phase.elapsed().as_millis() as u64, "phase done");
+    debug!(
+        phase = "services",
+        ms = phase.elapsed().as_millis() as u64,
+        "phase done"
+    );
     finish(plan, facts, None);
 }
 
@@ -367,7 +395,10 @@ pub async fn collect_probes(addr: &str, timeout: Duration, facts: &mut HostFacts
                 ("ntlm.dns_tree_name", text(&info.dns_tree_name)),
                 (
                     "ntlm.os_version",
-                    found.challenge.version.map_or(Value::Absent, |v| Value::Text(v.to_string())),
+                    found
+                        .challenge
+                        .version
+                        .map_or(Value::Absent, |v| Value::Text(v.to_string())),
                 ),
             ];
             for (name, value) in named {

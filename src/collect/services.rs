@@ -29,7 +29,9 @@ pub fn service_fact_name(name: &str, aspect: &str) -> String {
 /// The service a registry check is about, when it checks `Services\<Name>\Start`.
 pub fn service_of_registry_check(path: &str, value: &str) -> Option<String> {
     let prefix = format!("{SERVICES_KEY}\\");
-    let name = path.get(prefix.len()..).filter(|_| path[..prefix.len()].eq_ignore_ascii_case(&prefix))?;
+    let name = path
+        .get(prefix.len()..)
+        .filter(|_| path[..prefix.len()].eq_ignore_ascii_case(&prefix))?;
     (value.eq_ignore_ascii_case("Start") && !name.is_empty() && !name.contains('\\')).then(|| name.to_owned())
 }
 
@@ -50,12 +52,18 @@ pub fn start_mode_name(start: u32) -> &'static str {
 pub fn derive_from_registry(services: &[String], facts: &mut HostFacts) {
     for name in services {
         let key = service_key(name);
-        for (value, aspect) in [("Start", "start_mode"), ("DisplayName", "display_name"), ("ImagePath", "image_path")] {
+        for (value, aspect) in [
+            ("Start", "start_mode"),
+            ("DisplayName", "display_name"),
+            ("ImagePath", "image_path"),
+        ] {
             let Some(read) = facts.registry(&key, value).cloned() else {
                 continue;
             };
             let existing = facts.get(&service_fact_name(name, aspect));
-            if existing.is_some_and(|f| f.source.transport == Transport::Winrm && !matches!(f.value, Value::Unavailable(_))) {
+            if existing
+                .is_some_and(|f| f.source.transport == Transport::Winrm && !matches!(f.value, Value::Unavailable(_)))
+            {
                 continue;
             }
             let derived = match (&read.value, &read.reg) {
@@ -68,7 +76,8 @@ pub fn derive_from_registry(services: &[String], facts: &mut HostFacts) {
                     kind: FailureKind::Protocol,
                     reason: format!(
                         "{key}\\{value} is {}, not the {} Windows writes",
-                        reg.as_ref().map_or_else(|| "not a registry value".to_owned(), |d| d.type_name()),
+                        reg.as_ref()
+                            .map_or_else(|| "not a registry value".to_owned(), |d| d.type_name()),
                         if aspect == "start_mode" { "REG_DWORD" } else { "REG_SZ" }
                     ),
                 }),
@@ -121,8 +130,14 @@ mod tests {
     #[test]
     fn start_checks_name_their_service() {
         let key = service_key("MSExchangeIS");
-        assert_eq!(service_of_registry_check(&key, "Start").as_deref(), Some("MSExchangeIS"));
-        assert_eq!(service_of_registry_check(&key.to_lowercase(), "start").as_deref(), Some("msexchangeis"));
+        assert_eq!(
+            service_of_registry_check(&key, "Start").as_deref(),
+            Some("MSExchangeIS")
+        );
+        assert_eq!(
+            service_of_registry_check(&key.to_lowercase(), "start").as_deref(),
+            Some("msexchangeis")
+        );
         assert_eq!(service_of_registry_check(&key, "ImagePath"), None);
         assert_eq!(service_of_registry_check(&format!("{key}\\Parameters"), "Start"), None);
         assert_eq!(service_of_registry_check(r"HKLM\SOFTWARE\X", "Start"), None);
@@ -138,7 +153,9 @@ mod tests {
         let mut put = |value: &str, data: Option<RegData>| {
             facts.insert(Fact {
                 name: registry_fact_name(&key, value),
-                value: data.as_ref().map_or(Value::Absent, |d| Value::Registry(RegistryValue::from_reg(d))),
+                value: data
+                    .as_ref()
+                    .map_or(Value::Absent, |d| Value::Registry(RegistryValue::from_reg(d))),
                 reg: data,
                 source: smb_source(&key),
             });
@@ -152,7 +169,10 @@ mod tests {
             Value::Unavailable(f) => assert!(f.reason.contains("REG_SZ"), "{f:?}"),
             other => panic!("{other:?}"),
         }
-        assert_eq!(facts.get("service.IMAP4Svc.display_name").unwrap().value, Value::Text("Microsoft Exchange IMAP4".into()));
+        assert_eq!(
+            facts.get("service.IMAP4Svc.display_name").unwrap().value,
+            Value::Text("Microsoft Exchange IMAP4".into())
+        );
         assert_eq!(facts.get("service.IMAP4Svc.image_path").unwrap().value, Value::Absent);
     }
 }

@@ -16,7 +16,9 @@ use super::files::{self, file_fact_name, FILE_ASPECTS};
 use super::hotfix::normalize_update_id;
 use super::services::{service_fact_name, start_mode_name};
 use super::{failure, Plan, UPDATES};
-use crate::facts::{registry_fact_name, registry_key_fact_name, Failure, Fact, HostFacts, RegistryValue, Source, Transport, Value};
+use crate::facts::{
+    registry_fact_name, registry_key_fact_name, Fact, Failure, HostFacts, RegistryValue, Source, Transport, Value,
+};
 use crate::rules::{bulletins, Catalog};
 use crate::timefmt::Timestamp;
 use crate::transport::winrm::WinrmSession;
@@ -78,15 +80,22 @@ async fn value_types(session: &mut WinrmSession, key: &str) -> Result<Option<Has
     let names = list(&item, "sNames");
     let types: Option<Vec<u32>> = list(&item, "Types").iter().map(|t| t.trim().parse().ok()).collect();
     match types {
-        Some(types) if types.len() == names.len() => {
-            Ok(Some(names.into_iter().map(|n| n.to_ascii_lowercase()).zip(types).collect()))
-        }
-        _ => Err(protocol_error(format!("StdRegProv EnumValues {key}: names and types do not match"))),
+        Some(types) if types.len() == names.len() => Ok(Some(
+            names.into_iter().map(|n| n.to_ascii_lowercase()).zip(types).collect(),
+        )),
+        _ => Err(protocol_error(format!(
+            "StdRegProv EnumValues {key}: names and types do not match"
+        ))),
     }
 }
 
 /// One registry value as `RegData`, read with the getter of its type.
-async fn read_value(session: &mut WinrmSession, key: &str, value: &str, value_type: u32) -> Result<Option<RegData>, TransportError> {
+async fn read_value(
+    session: &mut WinrmSession,
+    key: &str,
+    value: &str,
+    value_type: u32,
+) -> Result<Option<RegData>, TransportError> {
     let method = match value_type {
         1 => "GetStringValue",
         2 => "GetExpandedStringValue",
@@ -106,7 +115,11 @@ async fn read_value(session: &mut WinrmSession, key: &str, value: &str, value_ty
         return Ok(None);
     }
     // A value the answer lacks or cannot hold is an error, never a default that could pass a check.
-    let missing = || protocol_error(format!("StdRegProv {method} {key}\\{value}: no usable value in the answer"));
+    let missing = || {
+        protocol_error(format!(
+            "StdRegProv {method} {key}\\{value}: no usable value in the answer"
+        ))
+    };
     let text = |n: &str| item.text(n).map(str::to_owned);
     let number = |n: &str| item.text(n).and_then(|v| v.trim().parse::<u64>().ok());
     Ok(Some(match value_type {
@@ -119,7 +132,11 @@ async fn read_value(session: &mut WinrmSession, key: &str, value: &str, value_ty
                 .collect::<Option<Vec<u8>>>()
                 .ok_or_else(missing)?,
         ),
-        4 => RegData::Dword(number("uValue").and_then(|n| u32::try_from(n).ok()).ok_or_else(missing)?),
+        4 => RegData::Dword(
+            number("uValue")
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(missing)?,
+        ),
         7 => RegData::MultiSz(list(&item, "sValue")),
         _ => RegData::Qword(number("uValue").ok_or_else(missing)?),
     }))
@@ -132,7 +149,13 @@ async fn subkeys(session: &mut WinrmSession, key: &str) -> Result<Option<Vec<Str
 }
 
 /// Reads over WinRM what `plan` asks for (all of it, or only what is missing).
-pub async fn collect(session: &mut WinrmSession, plan: &Plan, catalog: &Catalog, facts: &mut HostFacts, only_missing: bool) {
+pub async fn collect(
+    session: &mut WinrmSession,
+    plan: &Plan,
+    catalog: &Catalog,
+    facts: &mut HostFacts,
+    only_missing: bool,
+) {
     registry(session, plan, facts, only_missing).await;
     keys(session, plan, facts, only_missing).await;
     super::derive_exchange_setup(facts);
@@ -166,16 +189,35 @@ pub async fn collect(session: &mut WinrmSession, plan: &Plan, catalog: &Catalog,
 fn os_facts(os: &Item, facts: &mut HostFacts) {
     const FROM: &str = "Win32_OperatingSystem";
     if let Some(version) = os.text("Version") {
-        facts.insert(Fact::new("os.version", Value::Text(version.to_owned()), source(FROM, Some("Version"))));
+        facts.insert(Fact::new(
+            "os.version",
+            Value::Text(version.to_owned()),
+            source(FROM, Some("Version")),
+        ));
         if let Some(product) = crate::builds::Build::parse(version).and_then(crate::builds::windows_product) {
-            facts.insert(Fact::new("os.product", Value::Text(product.to_owned()), source(FROM, Some("Version"))));
+            facts.insert(Fact::new(
+                "os.product",
+                Value::Text(product.to_owned()),
+                source(FROM, Some("Version")),
+            ));
         }
     }
     if let Some(build) = os.text("BuildNumber").and_then(|b| b.trim().parse::<u64>().ok()) {
-        facts.insert(Fact::new("os.build", Value::Number(build), source(FROM, Some("BuildNumber"))));
+        facts.insert(Fact::new(
+            "os.build",
+            Value::Number(build),
+            source(FROM, Some("BuildNumber")),
+        ));
     }
-    if let Some(sp) = os.text("ServicePackMajorVersion").and_then(|v| v.trim().parse::<u64>().ok()) {
-        facts.insert(Fact::new("os.service_pack", Value::Number(sp), source(FROM, Some("ServicePackMajorVersion"))));
+    if let Some(sp) = os
+        .text("ServicePackMajorVersion")
+        .and_then(|v| v.trim().parse::<u64>().ok())
+    {
+        facts.insert(Fact::new(
+            "os.service_pack",
+            Value::Number(sp),
+            source(FROM, Some("ServicePackMajorVersion")),
+        ));
     }
 }
 
@@ -234,12 +276,20 @@ async fn operating_system(session: &mut WinrmSession, facts: &mut HostFacts) -> 
         Ok(items) => {
             let os = items.into_iter().next()?;
             if let Some(dir) = os.text("WindowsDirectory") {
-                facts.insert(Fact::new("os.windows_directory", Value::Text(dir.to_owned()), source(FROM, Some("WindowsDirectory"))));
+                facts.insert(Fact::new(
+                    "os.windows_directory",
+                    Value::Text(dir.to_owned()),
+                    source(FROM, Some("WindowsDirectory")),
+                ));
             }
             Some(os)
         }
         Err(e) => {
-            facts.insert(Fact::new("os.windows_directory", Value::Unavailable(failure(&e)), source(FROM, None)));
+            facts.insert(Fact::new(
+                "os.windows_directory",
+                Value::Unavailable(failure(&e)),
+                source(FROM, None),
+            ));
             None
         }
     }
@@ -296,7 +346,10 @@ async fn update_tree(session: &mut WinrmSession) -> Result<Vec<String>, Transpor
                 out.push(format!("{product}\\{level}"));
                 continue;
             }
-            for id in subkeys(session, &format!("{product_path}\\{level}")).await?.unwrap_or_default() {
+            for id in subkeys(session, &format!("{product_path}\\{level}"))
+                .await?
+                .unwrap_or_default()
+            {
                 out.push(format!("{product}\\{level}\\{id}"));
             }
         }
@@ -323,10 +376,11 @@ async fn services(session: &mut WinrmSession, plan: &Plan, facts: &mut HostFacts
     }
     const FROM: &str = "Win32_Service";
     let aspects = ["start_mode", "state", "display_name", "image_path"];
-    let needed = plan
-        .services
-        .iter()
-        .any(|s| aspects.iter().any(|a| wanted(facts, &service_fact_name(s, a), only_missing)));
+    let needed = plan.services.iter().any(|s| {
+        aspects
+            .iter()
+            .any(|a| wanted(facts, &service_fact_name(s, a), only_missing))
+    });
     if !needed {
         return;
     }
@@ -339,7 +393,10 @@ async fn services(session: &mut WinrmSession, plan: &Plan, facts: &mut HostFacts
             }
             let value = match &listed {
                 Err(e) => Value::Unavailable(failure(e)),
-                Ok(items) => match items.iter().find(|i| i.text("Name").is_some_and(|n| n.eq_ignore_ascii_case(name))) {
+                Ok(items) => match items
+                    .iter()
+                    .find(|i| i.text("Name").is_some_and(|n| n.eq_ignore_ascii_case(name)))
+                {
                     None => Value::Absent,
                     Some(item) => {
                         let property = match aspect {
@@ -386,7 +443,11 @@ async fn file_versions(session: &mut WinrmSession, templates: &[String], facts: 
             continue;
         }
         let put = |facts: &mut HostFacts, aspect: &str, value: Value, path: &str| {
-            facts.insert(Fact::new(&file_fact_name(template, aspect), value, source(path, Some(FROM))));
+            facts.insert(Fact::new(
+                &file_fact_name(template, aspect),
+                value,
+                source(path, Some(FROM)),
+            ));
         };
         let path = match full_path(template, facts) {
             Ok(p) => p,
@@ -415,7 +476,12 @@ async fn file_versions(session: &mut WinrmSession, templates: &[String], facts: 
                 Some(item) => {
                     put(facts, "exists", Value::Bool(true), &path);
                     let version = item.text("Version").filter(|v| !v.is_empty());
-                    put(facts, "version", version.map_or(Value::Absent, |v| Value::Text(v.to_owned())), &path);
+                    put(
+                        facts,
+                        "version",
+                        version.map_or(Value::Absent, |v| Value::Text(v.to_owned())),
+                        &path,
+                    );
                 }
             },
         }
@@ -428,14 +494,24 @@ async fn powershell_json(session: &mut WinrmSession, script: &str) -> Result<Vec
     let utf16: Vec<u8> = script.encode_utf16().flat_map(u16::to_le_bytes).collect();
     let encoded = exsweep_wire::base64::encode(&utf16);
     let (stdout, stderr, code) = session
-        .run_command("powershell.exe", &["-NoProfile", "-NonInteractive", "-EncodedCommand", &encoded])
+        .run_command(
+            "powershell.exe",
+            &["-NoProfile", "-NonInteractive", "-EncodedCommand", &encoded],
+        )
         .await?;
     if code != 0 {
         let text = String::from_utf8_lossy(&stderr);
-        let first = text.lines().find(|l| !l.trim().is_empty() && !l.starts_with('#')).unwrap_or("").trim();
+        let first = text
+            .lines()
+            .find(|l| !l.trim().is_empty() && !l.starts_with('#'))
+            .unwrap_or("")
+            .trim();
         return Err(TransportError::Winrm {
             kind: crate::facts::FailureKind::Protocol,
-            detail: format!("PowerShell exited {code}: {}", first.chars().take(200).collect::<String>()),
+            detail: format!(
+                "PowerShell exited {code}: {}",
+                first.chars().take(200).collect::<String>()
+            ),
         });
     }
     let text = String::from_utf8_lossy(&stdout);
@@ -490,8 +566,16 @@ async fn exchange_settings(session: &mut WinrmSession, facts: &mut HostFacts) {
                     other => Value::Text(other.to_string()),
                 })
             };
-            facts.insert(Fact::new("exchange.server_role", field("ServerRole"), source(FROM, Some("Get-ExchangeServer"))));
-            facts.insert(Fact::new("exchange.edition", field("Edition"), source(FROM, Some("Get-ExchangeServer"))));
+            facts.insert(Fact::new(
+                "exchange.server_role",
+                field("ServerRole"),
+                source(FROM, Some("Get-ExchangeServer")),
+            ));
+            facts.insert(Fact::new(
+                "exchange.edition",
+                field("Edition"),
+                source(FROM, Some("Get-ExchangeServer")),
+            ));
             facts.insert(Fact::new(
                 "exchange.admin_display_version",
                 field("AdminDisplayVersion"),
@@ -499,15 +583,25 @@ async fn exchange_settings(session: &mut WinrmSession, facts: &mut HostFacts) {
             ));
         }
         Err(e) => {
-            for n in ["exchange.server_role", "exchange.edition", "exchange.admin_display_version"] {
-                facts.insert(Fact::new(n, Value::Unavailable(failure(&e)), source(FROM, Some("Get-ExchangeServer"))));
+            for n in [
+                "exchange.server_role",
+                "exchange.edition",
+                "exchange.admin_display_version",
+            ] {
+                facts.insert(Fact::new(
+                    n,
+                    Value::Unavailable(failure(&e)),
+                    source(FROM, Some("Get-ExchangeServer")),
+                ));
             }
         }
     }
     let owa_script = format!(
         "{SNAPIN}; Get-OwaVirtualDirectory | Select-Object Name,ExtendedProtectionTokenChecking,BasicAuthentication | ConvertTo-Json"
     );
-    let ecp_script = format!("{SNAPIN}; Get-EcpVirtualDirectory | Select-Object Name,ExtendedProtectionTokenChecking | ConvertTo-Json");
+    let ecp_script = format!(
+        "{SNAPIN}; Get-EcpVirtualDirectory | Select-Object Name,ExtendedProtectionTokenChecking | ConvertTo-Json"
+    );
     let owa = powershell_json(session, &owa_script).await;
     let ecp = powershell_json(session, &ecp_script).await;
     // Windows PowerShell 5.1's ConvertTo-Json writes enums as numbers (None 0, Allow 1,
@@ -538,20 +632,36 @@ async fn exchange_settings(session: &mut WinrmSession, facts: &mut HostFacts) {
         (Ok(_), Ok(_)) => Value::Absent,
         (Err(e), _) | (_, Err(e)) => Value::Unavailable(failure(e)),
     };
-    facts.insert(Fact::new("exchange.extended_protection", ep, source(FROM, Some("ExtendedProtectionTokenChecking"))));
+    facts.insert(Fact::new(
+        "exchange.extended_protection",
+        ep,
+        source(FROM, Some("ExtendedProtectionTokenChecking")),
+    ));
     let basic = match &owa {
-        Ok(o) if !o.is_empty() => Value::Bool(o.iter().any(|v| v.get("BasicAuthentication").and_then(|b| b.as_bool()).unwrap_or(false))),
+        Ok(o) if !o.is_empty() => Value::Bool(
+            o.iter()
+                .any(|v| v.get("BasicAuthentication").and_then(|b| b.as_bool()).unwrap_or(false)),
+        ),
         Ok(_) => Value::Absent,
         Err(e) => Value::Unavailable(failure(e)),
     };
-    facts.insert(Fact::new("owa.basic_auth_enabled", basic, source(FROM, Some("BasicAuthentication"))));
+    facts.insert(Fact::new(
+        "owa.basic_auth_enabled",
+        basic,
+        source(FROM, Some("BasicAuthentication")),
+    ));
 
     let ssl_script = "Get-WebConfigurationProperty -Filter //security/access -Name sslFlags -Location 'Default Web Site/owa' | ConvertTo-Json";
     let (required, strong) = match powershell_json(session, ssl_script).await {
         Ok(values) => {
             let flags: String = values
                 .iter()
-                .map(|v| v.as_str().map(str::to_owned).or_else(|| v.get("Value").and_then(|x| x.as_str()).map(str::to_owned)).unwrap_or_default())
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_owned)
+                        .or_else(|| v.get("Value").and_then(|x| x.as_str()).map(str::to_owned))
+                        .unwrap_or_default()
+                })
                 .collect::<Vec<_>>()
                 .join(",");
             let has = |f: &str| flags.split(',').any(|x| x.trim().eq_ignore_ascii_case(f));
@@ -560,7 +670,11 @@ async fn exchange_settings(session: &mut WinrmSession, facts: &mut HostFacts) {
         Err(e) => (Value::Unavailable(failure(&e)), Value::Unavailable(failure(&e))),
     };
     facts.insert(Fact::new("owa.ssl_required", required, source(FROM, Some("sslFlags"))));
-    facts.insert(Fact::new("owa.ssl_128bit_required", strong, source(FROM, Some("sslFlags"))));
+    facts.insert(Fact::new(
+        "owa.ssl_128bit_required",
+        strong,
+        source(FROM, Some("sslFlags")),
+    ));
 
     // AMSI scanning came with 2019 CU10 / 2016 CU21 (July 2021) and is on unless a setting
     // override turns the Cafe's HttpRequestFiltering off.
@@ -572,7 +686,9 @@ async fn exchange_settings(session: &mut WinrmSession, facts: &mut HostFacts) {
         }),
         _ => false,
     };
-    let override_script = format!("{SNAPIN}; Get-SettingOverride | Select-Object Name,ComponentName,SectionName,Parameters | ConvertTo-Json");
+    let override_script = format!(
+        "{SNAPIN}; Get-SettingOverride | Select-Object Name,ComponentName,SectionName,Parameters | ConvertTo-Json"
+    );
     let amsi = match powershell_json(session, &override_script).await {
         Ok(overrides) => {
             let disabled = overrides.iter().any(|o| {
@@ -583,14 +699,24 @@ async fn exchange_settings(session: &mut WinrmSession, facts: &mut HostFacts) {
         }
         Err(e) => Value::Unavailable(failure(&e)),
     };
-    facts.insert(Fact::new("exchange.amsi_enabled", amsi, source(FROM, Some("Get-SettingOverride, exchange.build"))));
+    facts.insert(Fact::new(
+        "exchange.amsi_enabled",
+        amsi,
+        source(FROM, Some("Get-SettingOverride, exchange.build")),
+    ));
 }
 
 /// When another transport read first: a few facts both can give (Windows, installed
 /// updates, service start modes, the identity files' versions) are read again over WinRM; where
 /// the two disagree, both values are kept (`HostFacts::alternatives`) and a
 /// `disagreement.<name>` fact says so. A handful of round trips, not a second scan.
-async fn cross_check(session: &mut WinrmSession, plan: &Plan, facts: &mut HostFacts, identity: &[String], os: Option<&Item>) {
+async fn cross_check(
+    session: &mut WinrmSession,
+    plan: &Plan,
+    facts: &mut HostFacts,
+    identity: &[String],
+    os: Option<&Item>,
+) {
     let mut again = facts.clone();
     if let Some(os) = os {
         os_facts(os, &mut again);
@@ -599,7 +725,11 @@ async fn cross_check(session: &mut WinrmSession, plan: &Plan, facts: &mut HostFa
     file_versions(session, identity, &mut again, false).await;
     const FROM: &str = "Win32_QuickFixEngineering";
     if let Ok(items) = session.enumerate(FROM, None).await {
-        again.insert(Fact::new("hotfix.installed", Value::List(hotfix_ids(&items)), source(FROM, Some("HotFixID"))));
+        again.insert(Fact::new(
+            "hotfix.installed",
+            Value::List(hotfix_ids(&items)),
+            source(FROM, Some("HotFixID")),
+        ));
     }
     let names: Vec<String> = again
         .iter()
@@ -612,14 +742,29 @@ async fn cross_check(session: &mut WinrmSession, plan: &Plan, facts: &mut HostFa
         })
         .collect();
     for name in names {
-        let (Some(kept), Some(other)) = (facts.get(&name), again.get(&name)) else { continue };
+        let (Some(kept), Some(other)) = (facts.get(&name), again.get(&name)) else {
+            continue;
+        };
         let comparable = |v: &Value| !matches!(v, Value::Unavailable(_));
-        if kept.source.transport == Transport::Winrm || !comparable(&kept.value) || !comparable(&other.value) || kept.value == other.value {
+        if kept.source.transport == Transport::Winrm
+            || !comparable(&kept.value)
+            || !comparable(&other.value)
+            || kept.value == other.value
+        {
             continue;
         }
-        let text = format!("{}: {}; winrm: {}", kept.source.transport.as_str(), shown(&kept.value), shown(&other.value));
+        let text = format!(
+            "{}: {}; winrm: {}",
+            kept.source.transport.as_str(),
+            shown(&kept.value),
+            shown(&other.value)
+        );
         let alternative = other.clone();
-        facts.insert(Fact::new(&format!("disagreement.{name}"), Value::Text(text), source("transports", Some(&name))));
+        facts.insert(Fact::new(
+            &format!("disagreement.{name}"),
+            Value::Text(text),
+            source("transports", Some(&name)),
+        ));
         facts.alternatives.push(alternative);
     }
 }

@@ -110,7 +110,11 @@ impl ReportWriter for JsonlReport {
                 host,
                 address: &h.host.address,
                 roles: &h.host.roles,
-                credential: h.host.credential.as_deref().unwrap_or(crate::credentials::DEFAULT_ENTRY),
+                credential: h
+                    .host
+                    .credential
+                    .as_deref()
+                    .unwrap_or(crate::credentials::DEFAULT_ENTRY),
                 account: h.account.as_deref(),
                 status: if h.failure().is_some() { "failed" } else { "collected" },
                 failure: h.failure(),

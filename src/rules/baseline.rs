@@ -40,7 +40,9 @@ impl std::str::FromStr for Severity {
             "medium" => Ok(Severity::Medium),
             "high" => Ok(Severity::High),
             "critical" => Ok(Severity::Critical),
-            other => Err(format!("unknown severity {other:?} (info, low, medium, high, critical)")),
+            other => Err(format!(
+                "unknown severity {other:?} (info, low, medium, high, critical)"
+            )),
         }
     }
 }
@@ -151,10 +153,7 @@ struct CheckDef {
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
     #[error("cannot read {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("{path}:{line}: {message}")]
     Invalid {
         path: PathBuf,
@@ -188,7 +187,9 @@ pub(crate) fn parse_baseline(path: &Path, text: &str) -> Result<ParsedBaseline, 
     };
     let def: BaselineFileDef = toml::from_str(text)
         .map_err(|e| invalid(e.span().map_or(1, |s| line_of(text, s.start)), e.message().to_owned()))?;
-    let stem = path.file_stem().map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+    let stem = path
+        .file_stem()
+        .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
     let (header, header_line) = match def.baseline {
         Some(spanned) => {
             let line = line_of(text, spanned.span().start);

@@ -209,7 +209,11 @@ impl BulletinDef {
         }
         let mut affects = Vec::with_capacity(self.affects.len());
         for a in self.affects {
-            let condition = a.condition.map(ConditionDef::build).transpose().map_err(|e| format!("condition: {e}"))?;
+            let condition = a
+                .condition
+                .map(ConditionDef::build)
+                .transpose()
+                .map_err(|e| format!("condition: {e}"))?;
             let requires = match a.requires {
                 Some(def) => {
                     let name = def.name.clone().ok_or("`requires` needs a `name`")?;
@@ -223,7 +227,10 @@ impl BulletinDef {
             let indicator = match a.indicator {
                 Some(path) => {
                     let normalized = normalize_key_path(&path);
-                    if !normalized.to_ascii_uppercase().starts_with(&UPDATES_PREFIX.to_ascii_uppercase()) {
+                    if !normalized
+                        .to_ascii_uppercase()
+                        .starts_with(&UPDATES_PREFIX.to_ascii_uppercase())
+                    {
                         return Err(format!("indicator {path:?} is not under {UPDATES_PREFIX}"));
                     }
                     Some(normalized)
@@ -409,7 +416,10 @@ pub fn judge_bulletin(bulletin: &Bulletin, facts: &HostFacts) -> Judged {
         let (generation, level) = match product_line(affects.product, facts) {
             Ok(Some(line)) => line,
             Ok(None) => {
-                not_matching.push(format!("{} not installed", product_name(affects.product, &affects.generation)));
+                not_matching.push(format!(
+                    "{} not installed",
+                    product_name(affects.product, &affects.generation)
+                ));
                 continue;
             }
             Err(reason) => {
@@ -423,7 +433,10 @@ pub fn judge_bulletin(bulletin: &Bulletin, facts: &HostFacts) -> Judged {
             continue;
         }
         if !affects.levels.is_empty() && !affects.levels.iter().any(|l| l.eq_ignore_ascii_case(&level)) {
-            not_matching.push(format!("{product} {level} is not affected (affected: {})", affects.levels.join(", ")));
+            not_matching.push(format!(
+                "{product} {level} is not affected (affected: {})",
+                affects.levels.join(", ")
+            ));
             continue;
         }
         if let Some(condition) = &affects.condition {
@@ -444,20 +457,40 @@ pub fn judge_bulletin(bulletin: &Bulletin, facts: &HostFacts) -> Judged {
     }
     if let Some(worst) = judged.iter().map(|j| j.verdict).max_by_key(|v| badness(*v)) {
         // Unknown product lines still count: they could hide a missing fix.
-        let verdict = if badness(worst) < badness(Verdict::Unknown) && !unknown.is_empty() { Verdict::Unknown } else { worst };
-        let join = |f: fn(&Judged) -> &str| judged.iter().map(f).filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" | ");
+        let verdict = if badness(worst) < badness(Verdict::Unknown) && !unknown.is_empty() {
+            Verdict::Unknown
+        } else {
+            worst
+        };
+        let join = |f: fn(&Judged) -> &str| {
+            judged
+                .iter()
+                .map(f)
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+                .join(" | ")
+        };
         let mut evidence = join(|j| j.evidence.as_str());
         if !unknown.is_empty() {
             evidence.push_str(&format!(" | {}", unknown.join("; ")));
         }
-        return Judged::new(verdict, join(|j| j.expected.as_str()), join(|j| j.observed.as_str()), evidence);
+        return Judged::new(
+            verdict,
+            join(|j| j.expected.as_str()),
+            join(|j| j.observed.as_str()),
+            evidence,
+        );
     }
     let expected = "applies to the host".to_owned();
     if !unknown.is_empty() {
         return Judged::new(Verdict::Unknown, expected, String::new(), unknown.join("; "));
     }
     if bulletin.affects.is_empty() {
-        let named: Vec<String> = bulletin.not_affected.iter().map(|n| product_name(n.product, &n.generation)).collect();
+        let named: Vec<String> = bulletin
+            .not_affected
+            .iter()
+            .map(|n| product_name(n.product, &n.generation))
+            .collect();
         let why = if named.is_empty() {
             "the bulletin affects none of the catalogued products".to_owned()
         } else {
@@ -476,11 +509,18 @@ fn judge_fix(affects: &Affects, on: &str, facts: &HostFacts) -> Judged {
             None => "a fix detectable remotely".to_owned(),
         }
     } else {
-        let files: Vec<String> = affects.files.iter().map(|f| format!("{} >= {}", file_name(&f.path), f.version)).collect();
+        let files: Vec<String> = affects
+            .files
+            .iter()
+            .map(|f| format!("{} >= {}", file_name(&f.path), f.version))
+            .collect();
         files.join(", ")
     };
     let indicator = affects.indicator.as_deref().map(|i| indicator_present(i, facts));
-    let requirement = affects.requires.as_ref().map(|r| (r, judge_condition(&r.condition, facts)));
+    let requirement = affects
+        .requires
+        .as_ref()
+        .map(|r| (r, judge_condition(&r.condition, facts)));
 
     let mut observed = Vec::new();
     let mut evidence = vec![format!("applies: {on}")];
@@ -577,23 +617,52 @@ pub fn judge_cve(cve: &Cve, facts: &HostFacts, table: &[BuildRow]) -> Judged {
     let expected_generic = format!("build with {}", cve.fixed_by.join(" or "));
     let (generation, level) = match product_line(Product::Exchange, facts) {
         Ok(Some(line)) => line,
-        Ok(None) => return Judged::new(Verdict::NotApplicable, expected_generic, String::new(), "Exchange not installed"),
+        Ok(None) => {
+            return Judged::new(
+                Verdict::NotApplicable,
+                expected_generic,
+                String::new(),
+                "Exchange not installed",
+            )
+        }
         Err(reason) => return Judged::new(Verdict::Unknown, expected_generic, String::new(), reason),
     };
     if !cve.generations.iter().any(|g| g.eq_ignore_ascii_case(&generation)) {
-        return Judged::new(Verdict::NotApplicable, expected_generic, String::new(), format!("Exchange {generation} is not affected"));
+        return Judged::new(
+            Verdict::NotApplicable,
+            expected_generic,
+            String::new(),
+            format!("Exchange {generation} is not affected"),
+        );
     }
     let build = match text_fact(facts, "exchange.build") {
         Ok(Some(b)) => match Build::parse(b) {
             Some(b) => b,
-            None => return Judged::new(Verdict::Unknown, expected_generic, b.to_owned(), "exchange.build is not a version"),
+            None => {
+                return Judged::new(
+                    Verdict::Unknown,
+                    expected_generic,
+                    b.to_owned(),
+                    "exchange.build is not a version",
+                )
+            }
         },
-        Ok(None) => return Judged::new(Verdict::Unknown, expected_generic, String::new(), "exchange.build was not collected"),
+        Ok(None) => {
+            return Judged::new(
+                Verdict::Unknown,
+                expected_generic,
+                String::new(),
+                "exchange.build was not collected",
+            )
+        }
         Err(reason) => return Judged::new(Verdict::Unknown, expected_generic, String::new(), reason),
     };
     let observed = format!("{build} ({level})");
-    let build_source = facts.get("exchange.build").map_or(String::new(), |f| f.source.path.clone());
-    let same_cu = |r: &&BuildRow| r.generation.eq_ignore_ascii_case(&generation) && r.level.eq_ignore_ascii_case(&level);
+    let build_source = facts
+        .get("exchange.build")
+        .map_or(String::new(), |f| f.source.path.clone());
+    let same_cu =
+        |r: &&BuildRow| r.generation.eq_ignore_ascii_case(&generation) && r.level.eq_ignore_ascii_case(&level);
     // The first update of `fixed_by`, in the catalog's order, that this CU received.
     let fixed = cve
         .fixed_by
@@ -603,9 +672,17 @@ pub fn judge_cve(cve: &Cve, facts: &HostFacts, table: &[BuildRow]) -> Judged {
         Some(row) => {
             let expected = format!(">= {} ({} {})", row.build, row.level, row.update);
             if build >= row.build {
-                (Verdict::Installed, expected, format!("{build} is at or above the {} build for {level}", row.update))
+                (
+                    Verdict::Installed,
+                    expected,
+                    format!("{build} is at or above the {} build for {level}", row.update),
+                )
             } else {
-                (Verdict::Missing, expected, format!("{build} is below the {} build {} for {level}", row.update, row.build))
+                (
+                    Verdict::Missing,
+                    expected,
+                    format!("{build} is below the {} build {} for {level}", row.update, row.build),
+                )
             }
         }
         None => {
@@ -622,7 +699,10 @@ pub fn judge_cve(cve: &Cve, facts: &HostFacts, table: &[BuildRow]) -> Judged {
                 Some(newest) if build > newest && cve.config.is_some() => (
                     Verdict::Installed,
                     expected_generic.clone(),
-                    format!("{level} is newer than every build of {} ({newest}) and contains the fix", cve.fixed_by.join("/")),
+                    format!(
+                        "{level} is newer than every build of {} ({newest}) and contains the fix",
+                        cve.fixed_by.join("/")
+                    ),
                 ),
                 Some(newest) if build > newest => {
                     return Judged::new(
@@ -638,14 +718,20 @@ pub fn judge_cve(cve: &Cve, facts: &HostFacts, table: &[BuildRow]) -> Judged {
                 Some(_) => (
                     Verdict::Missing,
                     expected_generic.clone(),
-                    format!("{level} never received {}: move to a supported CU and its latest SU", cve.fixed_by.join("/")),
+                    format!(
+                        "{level} never received {}: move to a supported CU and its latest SU",
+                        cve.fixed_by.join("/")
+                    ),
                 ),
                 None => {
                     return Judged::new(
                         Verdict::Unknown,
                         expected_generic,
                         observed,
-                        format!("no build of {} for Exchange {generation} in builds/exchange.csv", cve.fixed_by.join("/")),
+                        format!(
+                            "no build of {} for Exchange {generation} in builds/exchange.csv",
+                            cve.fixed_by.join("/")
+                        ),
                     )
                 }
             }
@@ -662,7 +748,12 @@ pub fn judge_cve(cve: &Cve, facts: &HostFacts, table: &[BuildRow]) -> Judged {
                     _ => "was not collected".to_owned(),
                 };
                 why.push_str(&format!("; the fix also needs {config}, and {fact} {state}"));
-                return Judged::new(Verdict::ConfigRequired, expected, observed, format!("{why} ({build_source})"));
+                return Judged::new(
+                    Verdict::ConfigRequired,
+                    expected,
+                    observed,
+                    format!("{why} ({build_source})"),
+                );
             }
         }
     }
@@ -702,7 +793,10 @@ fn superseded_by_installed(bulletins: &[Bulletin], id: &str, installed: &[&str])
     let mut frontier = vec![id.to_owned()];
     let mut seen = vec![id.to_owned()];
     while let Some(current) = frontier.pop() {
-        for b in bulletins.iter().filter(|b| b.supersedes.iter().any(|s| s.eq_ignore_ascii_case(&current))) {
+        for b in bulletins
+            .iter()
+            .filter(|b| b.supersedes.iter().any(|s| s.eq_ignore_ascii_case(&current)))
+        {
             if installed.contains(&b.id.as_str()) {
                 return Some(b.id.clone());
             }
@@ -863,8 +957,15 @@ config = "extended-protection"
         put(&mut facts, "exchange.build", Value::Text(build.into()));
         put(&mut facts, "os.product", Value::Text("Windows 2000".into()));
         put(&mut facts, "os.service_pack", Value::Number(4));
-        put(&mut facts, "service.NntpSvc.start_mode", Value::Text("automatic".into()));
-        for f in [r"%ExchangeInstallPath%\bin\reapi.dll", r"%ExchangeInstallPath%\bin\resvc.dll"] {
+        put(
+            &mut facts,
+            "service.NntpSvc.start_mode",
+            Value::Text("automatic".into()),
+        );
+        for f in [
+            r"%ExchangeInstallPath%\bin\reapi.dll",
+            r"%ExchangeInstallPath%\bin\resvc.dll",
+        ] {
             put(&mut facts, &format!("file.{f}.exists"), Value::Bool(true));
             put(&mut facts, &format!("file.{f}.version"), Value::Text(files.into()));
         }
@@ -875,8 +976,10 @@ config = "extended-protection"
 
     fn verdicts(facts: &HostFacts) -> Vec<(String, Verdict)> {
         let cat = catalog();
-        let mut out: Vec<(String, Verdict)> =
-            judge_bulletins(&cat.bulletins, facts).into_iter().map(|(b, j)| (b.id.clone(), j.verdict)).collect();
+        let mut out: Vec<(String, Verdict)> = judge_bulletins(&cat.bulletins, facts)
+            .into_iter()
+            .map(|(b, j)| (b.id.clone(), j.verdict))
+            .collect();
         out.extend(
             cat.cves
                 .iter()
@@ -887,28 +990,51 @@ config = "extended-protection"
     }
 
     fn verdict(facts: &HostFacts, id: &str) -> Verdict {
-        verdicts(facts).into_iter().find(|(i, _)| i == id).map(|(_, v)| v).unwrap_or_else(|| panic!("no row for {id}"))
+        verdicts(facts)
+            .into_iter()
+            .find(|(i, _)| i == id)
+            .map(|(_, v)| v)
+            .unwrap_or_else(|| panic!("no row for {id}"))
     }
 
     #[test]
     fn files_and_indicators_give_mbsas_verdicts() {
         // SP3 + rollup, fixed files, indicator present: installed.
-        let patched = e2k("SP3", "6.0.6617.52", "6.0.6617.52", &[r"Exchange Server 2000\SP4\KB894549"]);
+        let patched = e2k(
+            "SP3",
+            "6.0.6617.52",
+            "6.0.6617.52",
+            &[r"Exchange Server 2000\SP4\KB894549"],
+        );
         assert_eq!(verdict(&patched, "MS05-021"), Verdict::Installed);
         // Old files, no indicator: missing.
         let old = e2k("SP3", "6.0.6603.1", "6.0.6603.1", &[]);
         assert_eq!(verdict(&old, "MS05-021"), Verdict::Missing);
         // Old files, indicator present: the update was recorded, its files not replaced.
-        let recorded = e2k("SP3", "6.0.6603.1", "6.0.6603.1", &[r"Exchange Server 2000\SP4\KB894549\Filelist"]);
+        let recorded = e2k(
+            "SP3",
+            "6.0.6603.1",
+            "6.0.6603.1",
+            &[r"Exchange Server 2000\SP4\KB894549\Filelist"],
+        );
         assert_eq!(verdict(&recorded, "MS05-021"), Verdict::Mismatch);
         // Below the rollup: missing, and the evidence names the prerequisite.
         let no_rollup = e2k("SP3", "6.0.6249.0", "6.0.6249.0", &[]);
         let cat = catalog();
         let judged = judge_bulletin(cat.bulletins.iter().find(|b| b.id == "MS05-021").unwrap(), &no_rollup);
         assert_eq!(judged.verdict, Verdict::Missing);
-        assert!(judged.evidence.contains("prerequisite post-SP3 rollup KB870540 missing"), "{}", judged.evidence);
+        assert!(
+            judged
+                .evidence
+                .contains("prerequisite post-SP3 rollup KB870540 missing"),
+            "{}",
+            judged.evidence
+        );
         // SP2 is not an affected level.
-        assert_eq!(verdict(&e2k("SP2", "6.0.5762.4", "6.0.5762.4", &[]), "MS05-021"), Verdict::NotApplicable);
+        assert_eq!(
+            verdict(&e2k("SP2", "6.0.5762.4", "6.0.5762.4", &[]), "MS05-021"),
+            Verdict::NotApplicable
+        );
         // A bulletin that lists Exchange 2000 as not affected shows as such.
         assert_eq!(verdict(&old, "MS04-002"), Verdict::NotApplicable);
     }
@@ -916,7 +1042,12 @@ config = "extended-protection"
     #[test]
     fn supersedence_conditions_and_unknowns() {
         // MS03-046's key is absent but MS06-019, which supersedes it, is installed.
-        let facts = e2k("SP3", "6.0.6618.4", "6.0.6618.4", &[r"Exchange Server 2000\SP4\KB916803"]);
+        let facts = e2k(
+            "SP3",
+            "6.0.6618.4",
+            "6.0.6618.4",
+            &[r"Exchange Server 2000\SP4\KB916803"],
+        );
         assert_eq!(verdict(&facts, "MS06-019"), Verdict::Installed);
         assert_eq!(verdict(&facts, "MS03-046"), Verdict::Superseded);
         // NNTP enabled: MS04-036 applies and is missing; disabled: not applicable.
@@ -930,7 +1061,11 @@ config = "extended-protection"
             kind: FailureKind::AccessDenied,
             reason: "share C$".into(),
         };
-        put(&mut denied, r"file.%ExchangeInstallPath%\bin\reapi.dll.version", Value::Unavailable(failure));
+        put(
+            &mut denied,
+            r"file.%ExchangeInstallPath%\bin\reapi.dll.version",
+            Value::Unavailable(failure),
+        );
         let cat = catalog();
         let judged = judge_bulletin(cat.bulletins.iter().find(|b| b.id == "MS05-021").unwrap(), &denied);
         assert_eq!(judged.verdict, Verdict::Unknown);
@@ -951,13 +1086,22 @@ config = "extended-protection"
         };
         // CU8 Feb21SU: ProxyLogon (Mar21SU, 15.2.792.10 on CU8) missing.
         assert_eq!(verdict(&host("15.2.792.5", "CU8"), "CVE-2021-26855"), Verdict::Missing);
-        assert_eq!(verdict(&host("15.2.792.10", "CU8"), "CVE-2021-26855"), Verdict::Installed);
+        assert_eq!(
+            verdict(&host("15.2.792.10", "CU8"), "CVE-2021-26855"),
+            Verdict::Installed
+        );
         // CU12 was released after March 2021: it contains the fix.
-        assert_eq!(verdict(&host("15.2.1118.7", "CU12"), "CVE-2021-26855"), Verdict::NotApplicable);
+        assert_eq!(
+            verdict(&host("15.2.1118.7", "CU12"), "CVE-2021-26855"),
+            Verdict::NotApplicable
+        );
         // CU8 never got Aug22SU: missing, move to a supported CU.
         assert_eq!(verdict(&host("15.2.792.15", "CU8"), "CVE-2022-24516"), Verdict::Missing);
         // CU14 came after Aug22SU: the build has the fix, the configuration is still asked for.
-        assert_eq!(verdict(&host("15.2.1544.4", "CU14"), "CVE-2022-24516"), Verdict::ConfigRequired);
+        assert_eq!(
+            verdict(&host("15.2.1544.4", "CU14"), "CVE-2022-24516"),
+            Verdict::ConfigRequired
+        );
         // CU12 with Aug22SU but Extended Protection unknown: build patched, configuration required.
         let patched = host("15.2.1118.12", "CU12");
         assert_eq!(verdict(&patched, "CVE-2022-24516"), Verdict::ConfigRequired);

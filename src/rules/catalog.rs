@@ -111,7 +111,11 @@ impl Catalog {
                 return Err(CatalogError::Invalid {
                     path: path.to_owned(),
                     line: parsed.header.line,
-                    message: format!("baseline id {:?} is already used by {}:{line}", parsed.header.id, first.display()),
+                    message: format!(
+                        "baseline id {:?} is already used by {}:{line}",
+                        parsed.header.id,
+                        first.display()
+                    ),
                 });
             }
             for c in &parsed.checks {
@@ -156,8 +160,12 @@ impl Catalog {
     /// Gives each check the roles of the baselines that extend its own, minus those that
     /// replace it; refuses dangling or cyclic `extends` and dangling `replaces`.
     fn resolve_extends(&mut self) -> Result<(), CatalogError> {
-        let index: HashMap<String, usize> =
-            self.baselines.iter().enumerate().map(|(i, b)| (b.id.to_ascii_lowercase(), i)).collect();
+        let index: HashMap<String, usize> = self
+            .baselines
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (b.id.to_ascii_lowercase(), i))
+            .collect();
         for b in &self.baselines {
             for parent in &b.extends {
                 if !index.contains_key(&parent.to_ascii_lowercase()) {
@@ -200,7 +208,10 @@ impl Catalog {
                     return Err(CatalogError::Invalid {
                         path: c.file.clone(),
                         line: c.line,
-                        message: format!("check {:?} replaces {r:?}, which is not a check of a baseline it extends", c.id),
+                        message: format!(
+                            "check {:?} replaces {r:?}, which is not a check of a baseline it extends",
+                            c.id
+                        ),
                     });
                 }
                 replaced_by[own].insert(r.to_ascii_uppercase());
@@ -286,10 +297,18 @@ impl Catalog {
     /// A check another applicable check replaces is left out (a host holding both the base
     /// role and the extending one gets the replacement only).
     pub fn checks_for<'a>(&'a self, host_roles: &'a [String]) -> impl Iterator<Item = (&'a Check, &'a str)> + 'a {
-        let applicable: Vec<(&Check, &str)> =
-            self.checks.iter().filter_map(|c| c.matching_role(host_roles).map(|r| (c, r))).collect();
-        let replaced: Vec<&str> = applicable.iter().flat_map(|(c, _)| c.replaces.iter().map(String::as_str)).collect();
-        applicable.into_iter().filter(move |(c, _)| !replaced.iter().any(|r| r.eq_ignore_ascii_case(&c.id)))
+        let applicable: Vec<(&Check, &str)> = self
+            .checks
+            .iter()
+            .filter_map(|c| c.matching_role(host_roles).map(|r| (c, r)))
+            .collect();
+        let replaced: Vec<&str> = applicable
+            .iter()
+            .flat_map(|(c, _)| c.replaces.iter().map(String::as_str))
+            .collect();
+        applicable
+            .into_iter()
+            .filter(move |(c, _)| !replaced.iter().any(|r| r.eq_ignore_ascii_case(&c.id)))
     }
 
     /// Bulletins that supersede `id`.
@@ -339,7 +358,11 @@ impl Catalog {
                 problems.push(format!("{}: bulletin {:?} names no source", at(&b.file, b.line), b.id));
             }
             if b.affects.is_empty() && b.not_affected.is_empty() {
-                problems.push(format!("{}: bulletin {:?} names no product line (affects or not_affected)", at(&b.file, b.line), b.id));
+                problems.push(format!(
+                    "{}: bulletin {:?} names no product line (affects or not_affected)",
+                    at(&b.file, b.line),
+                    b.id
+                ));
             }
             for a in &b.affects {
                 let known = match a.product {
@@ -362,14 +385,26 @@ impl Catalog {
             }
         }
         for c in &self.cves {
-            if c.generations.is_empty() || c.generations.iter().any(|g| !EXCHANGE_GENERATIONS.contains(&g.as_str())) {
-                problems.push(format!("{}: CVE {:?}: generations {:?}", at(&c.file, c.line), c.id, c.generations));
+            if c.generations.is_empty()
+                || c.generations
+                    .iter()
+                    .any(|g| !EXCHANGE_GENERATIONS.contains(&g.as_str()))
+            {
+                problems.push(format!(
+                    "{}: CVE {:?}: generations {:?}",
+                    at(&c.file, c.line),
+                    c.id,
+                    c.generations
+                ));
             }
             if c.source.trim().is_empty() {
                 problems.push(format!("{}: CVE {:?} names no source", at(&c.file, c.line), c.id));
             }
             for update in &c.fixed_by {
-                if !crate::builds::exchange_builds().iter().any(|r| r.update.eq_ignore_ascii_case(update)) {
+                if !crate::builds::exchange_builds()
+                    .iter()
+                    .any(|r| r.update.eq_ignore_ascii_case(update))
+                {
                     problems.push(format!(
                         "{}: CVE {:?} is fixed by {update:?}, which builds/exchange.csv does not know",
                         at(&c.file, c.line),
@@ -463,7 +498,10 @@ expect = { op = "eq", value = "disabled" }
         let cat = load(&[("w2k.toml", W2K), ("be.toml", BE), ("fe.toml", FE)]).unwrap();
         assert_eq!(ids(&cat, "windows2000-member"), ["W2K-LMCOMPAT", "W2K-NNTP"]);
         assert_eq!(ids(&cat, "exchange2000-backend"), ["W2K-LMCOMPAT", "W2K-NNTP", "BE-IS"]);
-        assert_eq!(ids(&cat, "exchange2000-owa-frontend"), ["W2K-LMCOMPAT", "W2K-NNTP", "FE-IS"]);
+        assert_eq!(
+            ids(&cat, "exchange2000-owa-frontend"),
+            ["W2K-LMCOMPAT", "W2K-NNTP", "FE-IS"]
+        );
         assert_eq!(cat.checks[0].line, 9, "the line of the [[check]] header");
         assert_eq!(
             cat.checks[0].condition,
@@ -480,14 +518,30 @@ expect = { op = "eq", value = "disabled" }
     #[test]
     fn dangling_and_cyclic_references_name_file_line_and_id() {
         let err = load(&[("be.toml", BE)]).unwrap_err().to_string();
-        assert_eq!(err, "be.toml:2: baseline \"be\" extends \"w2k\", which is not a loaded baseline");
-        let cyclic = W2K.replace("roles = [\"windows2000-member\"]", "roles = [\"windows2000-member\"]\nextends = [\"be\"]");
+        assert_eq!(
+            err,
+            "be.toml:2: baseline \"be\" extends \"w2k\", which is not a loaded baseline"
+        );
+        let cyclic = W2K.replace(
+            "roles = [\"windows2000-member\"]",
+            "roles = [\"windows2000-member\"]\nextends = [\"be\"]",
+        );
         let err = load(&[("w2k.toml", &cyclic), ("be.toml", BE)]).unwrap_err().to_string();
         assert!(err.contains("extends itself"), "{err}");
         let bad = FE.replace("BE-IS\"]", "NOPE\"]");
-        let err = load(&[("w2k.toml", W2K), ("be.toml", BE), ("fe.toml", &bad)]).unwrap_err().to_string();
-        assert!(err.starts_with("fe.toml:10: check \"FE-IS\" replaces \"NOPE\""), "{err}");
-        let err = load(&[("a.toml", W2K), ("b.toml", &W2K.replace("id = \"w2k\"", "id = \"w2k2\""))]).unwrap_err().to_string();
+        let err = load(&[("w2k.toml", W2K), ("be.toml", BE), ("fe.toml", &bad)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("fe.toml:10: check \"FE-IS\" replaces \"NOPE\""),
+            "{err}"
+        );
+        let err = load(&[
+            ("a.toml", W2K),
+            ("b.toml", &W2K.replace("id = \"w2k\"", "id = \"w2k2\"")),
+        ])
+        .unwrap_err()
+        .to_string();
         assert_eq!(err, "b.toml:9: id \"W2K-LMCOMPAT\" is already defined at a.toml:9");
     }
 
@@ -498,9 +552,15 @@ expect = { op = "eq", value = "disabled" }
         assert!(err.starts_with("w2k.toml:21: unknown field `colour`"), "{err}");
         let bad = W2K.replace("{ op = \"ge\", value = 3 }", "{ op = \"exists\", value = 3 }");
         let err = load(&[("w2k.toml", &bad)]).unwrap_err().to_string();
-        assert_eq!(err, "w2k.toml:9: check \"W2K-LMCOMPAT\": `exists` and `absent` take no value");
+        assert_eq!(
+            err,
+            "w2k.toml:9: check \"W2K-LMCOMPAT\": `exists` and `absent` take no value"
+        );
         let bad = W2K.replace("severity = \"high\"", "severity = \"severe\"");
-        assert!(load(&[("w2k.toml", &bad)]).unwrap_err().to_string().starts_with("w2k.toml:"));
+        assert!(load(&[("w2k.toml", &bad)])
+            .unwrap_err()
+            .to_string()
+            .starts_with("w2k.toml:"));
     }
 
     #[test]
@@ -526,17 +586,26 @@ source = "s"
 "#;
         let cat = Catalog::assemble(
             [(Path::new("w2k.toml"), W2K)],
-            [(Path::new("b.toml"), bulletins), (Path::new("catalog.toml"), "version = '1'\ndate = '2026-11-28'\n")],
+            [
+                (Path::new("b.toml"), bulletins),
+                (Path::new("catalog.toml"), "version = '1'\ndate = '2026-11-28'\n"),
+            ],
         )
         .unwrap();
         assert_eq!(cat.bulletins.len(), 2);
         assert_eq!(cat.superseded_by("ms03-046"), ["MS05-021"]);
         assert_eq!(cat.info.as_ref().unwrap().date, "2026-11-28");
         let dangling = bulletins.replace("MS03-046\"]", "MS99-999\"]");
-        let err = Catalog::assemble([(Path::new("w2k.toml"), W2K)], [(Path::new("b.toml"), dangling.as_str())])
-            .unwrap_err()
-            .to_string();
-        assert_eq!(err, "b.toml:2: bulletin \"MS05-021\" supersedes \"MS99-999\", which is not in the catalog");
+        let err = Catalog::assemble(
+            [(Path::new("w2k.toml"), W2K)],
+            [(Path::new("b.toml"), dangling.as_str())],
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            err,
+            "b.toml:2: bulletin \"MS05-021\" supersedes \"MS99-999\", which is not in the catalog"
+        );
         let clash = bulletins.replace("MS03-046\"\n", "W2K-NNTP\"\n");
         let err = Catalog::assemble([(Path::new("w2k.toml"), W2K)], [(Path::new("b.toml"), clash.as_str())]);
         assert!(err.is_err());
@@ -545,13 +614,18 @@ source = "s"
     #[test]
     fn a_host_with_both_roles_gets_the_replacement_only_and_cycles_are_refused() {
         let cat = load(&[("w2k.toml", W2K), ("be.toml", BE), ("fe.toml", FE)]).unwrap();
-        let roles = vec!["exchange2000-backend".to_owned(), "exchange2000-owa-frontend".to_owned()];
+        let roles = vec![
+            "exchange2000-backend".to_owned(),
+            "exchange2000-owa-frontend".to_owned(),
+        ];
         let ids: Vec<&str> = cat.checks_for(&roles).map(|(c, _)| c.id.as_str()).collect();
         assert!(ids.contains(&"FE-IS") && !ids.contains(&"BE-IS"), "{ids:?}");
 
         let cycle = "[[bulletin]]\nid = 'A'\ntitle = 't'\nseverity = 'low'\nsource = 's'\nsupersedes = ['B']\nnot_affected = [{ product = 'exchange', generation = '2000' }]\n\
 [[bulletin]]\nid = 'B'\ntitle = 't'\nseverity = 'low'\nsource = 's'\nsupersedes = ['A']\nnot_affected = [{ product = 'exchange', generation = '2000' }]\n";
-        let err = Catalog::assemble([(Path::new("w2k.toml"), W2K)], [(Path::new("c.toml"), cycle)]).unwrap_err().to_string();
+        let err = Catalog::assemble([(Path::new("w2k.toml"), W2K)], [(Path::new("c.toml"), cycle)])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("supersedes itself through a chain"), "{err}");
     }
 }

@@ -99,7 +99,14 @@ pub enum Probe {
 /// Properties a service probe may read (the facts `collect::services` records).
 pub const SERVICE_PROPERTIES: [&str; 4] = ["start_mode", "state", "display_name", "image_path"];
 /// Properties a file probe may read (the facts `collect::files` records).
-pub const FILE_PROPERTIES: [&str; 6] = ["version", "product_version", "version_text", "exists", "machine", "size"];
+pub const FILE_PROPERTIES: [&str; 6] = [
+    "version",
+    "product_version",
+    "version_text",
+    "exists",
+    "machine",
+    "size",
+];
 
 impl Probe {
     /// The name of the fact this probe reads.
@@ -127,7 +134,10 @@ impl Probe {
 /// A condition of a check or bulletin.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Condition {
-    Leaf { probe: Probe, expect: Expect },
+    Leaf {
+        probe: Probe,
+        expect: Expect,
+    },
     All(Vec<Condition>),
     Any(Vec<Condition>),
     Not(Box<Condition>),
@@ -153,8 +163,14 @@ impl Condition {
                 Probe::Registry { .. } | Probe::RegistryKey { .. } => expect.to_string(),
                 other => format!("{} {expect}", other.describe()),
             },
-            Condition::All(cs) => format!("all of [{}]", cs.iter().map(Condition::expected).collect::<Vec<_>>().join("; ")),
-            Condition::Any(cs) => format!("any of [{}]", cs.iter().map(Condition::expected).collect::<Vec<_>>().join("; ")),
+            Condition::All(cs) => format!(
+                "all of [{}]",
+                cs.iter().map(Condition::expected).collect::<Vec<_>>().join("; ")
+            ),
+            Condition::Any(cs) => format!(
+                "any of [{}]",
+                cs.iter().map(Condition::expected).collect::<Vec<_>>().join("; ")
+            ),
             Condition::Not(c) => format!("not ({})", c.expected()),
             Condition::Needs(what) => format!("(needs {what})"),
         }
@@ -249,9 +265,11 @@ fn judge_leaf(probe: &Probe, expect: &Expect, facts: &HostFacts) -> Outcome {
             format!("{place}: does not exist"),
         ),
         (_, Some(data)) => truth_of(judge_registry(expect, data), display(data), Some(data.type_name())),
-        (Value::Bool(true), None) if matches!(probe, Probe::RegistryKey { .. }) => {
-            truth_of((pass_if(!matches!(expect, Expect::Absent)), None), "key exists".into(), None)
-        }
+        (Value::Bool(true), None) if matches!(probe, Probe::RegistryKey { .. }) => truth_of(
+            (pass_if(!matches!(expect, Expect::Absent)), None),
+            "key exists".into(),
+            None,
+        ),
         (Value::Bool(b), None) => truth_of(judge_scalar(expect, &Scalar::Bool(*b), "value"), b.to_string(), None),
         (Value::Number(n), None) => {
             let scalar = i64::try_from(*n).map_or_else(|_| Scalar::Text(n.to_string()), Scalar::Int);
@@ -268,7 +286,10 @@ pub fn provenance(fact: &Fact, what: &str) -> String {
     let transport = fact.source.transport.as_str();
     match fact.source.transport {
         // A derived fact says what it was worked out from (`file.…store.exe.version`).
-        Transport::Derived => format!("{transport}: {what} from {} at {}", fact.source.path, fact.source.read_at),
+        Transport::Derived => format!(
+            "{transport}: {what} from {} at {}",
+            fact.source.path, fact.source.read_at
+        ),
         _ => format!("{transport}: {what} read at {}", fact.source.read_at),
     }
 }
@@ -297,7 +318,9 @@ pub fn display(data: &RegData) -> String {
 
 /// Text as a scalar: a decimal number compares as a number.
 fn text_scalar(s: &str) -> Scalar {
-    s.trim().parse::<i64>().map_or_else(|_| Scalar::Text(s.to_owned()), Scalar::Int)
+    s.trim()
+        .parse::<i64>()
+        .map_or_else(|_| Scalar::Text(s.to_owned()), Scalar::Int)
 }
 
 /// The observed registry value as a comparable scalar. `None` for binary data.
@@ -324,9 +347,11 @@ pub fn compare(observed: &Scalar, expected: &Scalar) -> Option<Ordering> {
         (Scalar::Int(a), Scalar::Text(b)) => b.trim().parse::<i64>().ok().map(|b| a.cmp(&b)),
         (Scalar::Text(a), Scalar::Int(b)) => a.trim().parse::<i64>().ok().map(|a| a.cmp(b)),
         (Scalar::Bool(a), Scalar::Bool(b)) => (a == b).then_some(Ordering::Equal),
-        (Scalar::Bool(a), Scalar::Text(t)) | (Scalar::Text(t), Scalar::Bool(a)) => {
-            t.trim().parse::<bool>().ok().and_then(|b| (*a == b).then_some(Ordering::Equal))
-        }
+        (Scalar::Bool(a), Scalar::Text(t)) | (Scalar::Text(t), Scalar::Bool(a)) => t
+            .trim()
+            .parse::<bool>()
+            .ok()
+            .and_then(|b| (*a == b).then_some(Ordering::Equal)),
         (Scalar::Bool(_), Scalar::Int(_)) | (Scalar::Int(_), Scalar::Bool(_)) => None,
     }
 }
@@ -344,7 +369,12 @@ pub fn parse_version(s: &str) -> Option<Vec<u64>> {
 pub fn judge_scalar(expect: &Expect, observed: &Scalar, kind: &str) -> (Truth, Option<String>) {
     use Ordering::*;
     let cmp = |v: &Scalar| compare(observed, v);
-    let unordered = || (Truth::Fail, Some(format!("{kind} {observed} is not comparable with {expect}")));
+    let unordered = || {
+        (
+            Truth::Fail,
+            Some(format!("{kind} {observed} is not comparable with {expect}")),
+        )
+    };
     let ordered = |v: &Scalar, ok: fn(Ordering) -> bool| cmp(v).map_or_else(unordered, |o| (pass_if(ok(o)), None));
     match expect {
         Expect::Exists => (Truth::Pass, None),
@@ -366,7 +396,11 @@ pub fn judge_scalar(expect: &Expect, observed: &Scalar, kind: &str) -> (Truth, O
 
 /// A list: `eq`/`in` ask whether it holds the value, `ne` whether it lacks it.
 fn judge_list(expect: &Expect, items: &[String]) -> (Truth, Option<String>) {
-    let holds = |want: &Scalar| items.iter().any(|i| compare(&text_scalar(i), want) == Some(Ordering::Equal));
+    let holds = |want: &Scalar| {
+        items
+            .iter()
+            .any(|i| compare(&text_scalar(i), want) == Some(Ordering::Equal))
+    };
     match expect {
         Expect::Exists => (Truth::Pass, None),
         Expect::Absent => (Truth::Fail, None),
@@ -387,7 +421,10 @@ pub fn judge_registry(expect: &Expect, data: &RegData) -> (Truth, Option<String>
         None => match expect {
             Expect::Exists => (Truth::Pass, None),
             Expect::Absent => (Truth::Fail, None),
-            _ => (Truth::Fail, Some(format!("{} data cannot be compared with {expect}", data.type_name()))),
+            _ => (
+                Truth::Fail,
+                Some(format!("{} data cannot be compared with {expect}", data.type_name())),
+            ),
         },
     }
 }
@@ -500,7 +537,9 @@ impl ConditionDef {
         } else if let Some(s) = self.service {
             let property = s.property.unwrap_or_else(|| "start_mode".into());
             if !SERVICE_PROPERTIES.contains(&property.as_str()) {
-                return Err(format!("service property {property:?} is not one of {SERVICE_PROPERTIES:?}"));
+                return Err(format!(
+                    "service property {property:?} is not one of {SERVICE_PROPERTIES:?}"
+                ));
             }
             if s.name.trim().is_empty() || s.name.contains('\\') {
                 return Err(format!("service name {:?} is not a service's short name", s.name));
@@ -532,8 +571,10 @@ pub(crate) fn check_file_template(path: &str) -> Result<(), String> {
 
 fn file_template_ok(path: &str) -> Result<(), String> {
     let head = path.split('\\').next().unwrap_or("").to_ascii_lowercase();
-    let ok = matches!(head.as_str(), "%systemroot%" | "%windir%" | "%programfiles%" | "%exchangeinstallpath%")
-        || (head.len() == 2 && head.ends_with(':') && head.as_bytes()[0].is_ascii_alphabetic());
+    let ok = matches!(
+        head.as_str(),
+        "%systemroot%" | "%windir%" | "%programfiles%" | "%exchangeinstallpath%"
+    ) || (head.len() == 2 && head.ends_with(':') && head.as_bytes()[0].is_ascii_alphabetic());
     if ok && path.split('\\').count() >= 2 {
         Ok(())
     } else {
@@ -623,24 +664,88 @@ mod tests {
         put(&mut facts, "os.service_pack", Value::Number(4));
         put(&mut facts, "smb.smb1_accepted", Value::Bool(false));
         put(&mut facts, "hotfix.installed", Value::List(vec!["KB870540".into()]));
-        put(&mut facts, "service.IMAP4Svc.start_mode", Value::Text("disabled".into()));
+        put(
+            &mut facts,
+            "service.IMAP4Svc.start_mode",
+            Value::Text("disabled".into()),
+        );
         put(&mut facts, "service.Gone.start_mode", Value::Absent);
-        assert_eq!(truth("fact = 'exchange.build'\nexpect = { op = 'ge', value = '6.0.6603.1' }", &facts), Truth::Pass);
-        assert_eq!(truth("fact = 'exchange.build'\nexpect = { op = 'gt', value = '6.0.6603.1' }", &facts), Truth::Fail);
-        assert_eq!(truth("fact = 'exchange.build'\nexpect = { op = 'lt', value = '6.0.6603.2' }", &facts), Truth::Pass);
         assert_eq!(
-            truth("fact = 'exchange.build'\nexpect = { op = 'between', value = ['6.0.6249', '6.0.6620.15'] }", &facts),
+            truth(
+                "fact = 'exchange.build'\nexpect = { op = 'ge', value = '6.0.6603.1' }",
+                &facts
+            ),
             Truth::Pass
         );
-        assert_eq!(truth("fact = 'os.service_pack'\nexpect = { op = 'ge', value = 4 }", &facts), Truth::Pass);
-        assert_eq!(truth("fact = 'smb.smb1_accepted'\nexpect = { op = 'eq', value = false }", &facts), Truth::Pass);
-        assert_eq!(truth("fact = 'smb.smb1_accepted'\nexpect = { op = 'eq', value = 'false' }", &facts), Truth::Pass);
-        assert_eq!(truth("fact = 'hotfix.installed'\nexpect = { op = 'eq', value = 'kb870540' }", &facts), Truth::Pass);
-        assert_eq!(truth("service = { name = 'IMAP4Svc' }\nexpect = { op = 'eq', value = 'Disabled' }", &facts), Truth::Pass);
+        assert_eq!(
+            truth(
+                "fact = 'exchange.build'\nexpect = { op = 'gt', value = '6.0.6603.1' }",
+                &facts
+            ),
+            Truth::Fail
+        );
+        assert_eq!(
+            truth(
+                "fact = 'exchange.build'\nexpect = { op = 'lt', value = '6.0.6603.2' }",
+                &facts
+            ),
+            Truth::Pass
+        );
+        assert_eq!(
+            truth(
+                "fact = 'exchange.build'\nexpect = { op = 'between', value = ['6.0.6249', '6.0.6620.15'] }",
+                &facts
+            ),
+            Truth::Pass
+        );
+        assert_eq!(
+            truth("fact = 'os.service_pack'\nexpect = { op = 'ge', value = 4 }", &facts),
+            Truth::Pass
+        );
+        assert_eq!(
+            truth(
+                "fact = 'smb.smb1_accepted'\nexpect = { op = 'eq', value = false }",
+                &facts
+            ),
+            Truth::Pass
+        );
+        assert_eq!(
+            truth(
+                "fact = 'smb.smb1_accepted'\nexpect = { op = 'eq', value = 'false' }",
+                &facts
+            ),
+            Truth::Pass
+        );
+        assert_eq!(
+            truth(
+                "fact = 'hotfix.installed'\nexpect = { op = 'eq', value = 'kb870540' }",
+                &facts
+            ),
+            Truth::Pass
+        );
+        assert_eq!(
+            truth(
+                "service = { name = 'IMAP4Svc' }\nexpect = { op = 'eq', value = 'Disabled' }",
+                &facts
+            ),
+            Truth::Pass
+        );
         // Not installed: fails everything but `absent`, `ne` included.
-        assert_eq!(truth("service = { name = 'Gone' }\nexpect = { op = 'ne', value = 'disabled' }", &facts), Truth::Fail);
-        assert_eq!(truth("service = { name = 'Gone' }\nexpect = { op = 'absent' }", &facts), Truth::Pass);
-        assert_eq!(truth("fact = 'never.collected'\nexpect = { op = 'eq', value = 1 }", &facts), Truth::Unknown);
+        assert_eq!(
+            truth(
+                "service = { name = 'Gone' }\nexpect = { op = 'ne', value = 'disabled' }",
+                &facts
+            ),
+            Truth::Fail
+        );
+        assert_eq!(
+            truth("service = { name = 'Gone' }\nexpect = { op = 'absent' }", &facts),
+            Truth::Pass
+        );
+        assert_eq!(
+            truth("fact = 'never.collected'\nexpect = { op = 'eq', value = 1 }", &facts),
+            Truth::Unknown
+        );
     }
 
     #[test]
@@ -678,7 +783,9 @@ mod tests {
     fn malformed_conditions_say_what_is_wrong() {
         let err = |text: &str| cond(text).unwrap_err();
         assert!(err("expect = { op = 'eq', value = 1 }").contains("no condition"));
-        assert!(err("fact = 'a'\nservice = { name = 'x' }\nexpect = { op = 'eq', value = 1 }").contains("more than one"));
+        assert!(
+            err("fact = 'a'\nservice = { name = 'x' }\nexpect = { op = 'eq', value = 1 }").contains("more than one")
+        );
         assert!(err("fact = 'a'").contains("needs an `expect`"));
         assert!(err("all = []").contains("at least one"));
         assert!(err("needs = 'x'\nexpect = { op = 'exists' }").contains("no `expect`"));
@@ -692,11 +799,20 @@ mod tests {
     #[test]
     fn multi_string_values_are_membership_tests() {
         let list = RegData::MultiSz(vec!["IMAP4Svc".into(), "POP3Svc".into()]);
-        assert_eq!(judge_registry(&Expect::Eq(Scalar::Text("pop3svc".into())), &list).0, Truth::Pass);
-        assert_eq!(judge_registry(&Expect::Ne(Scalar::Text("POP3Svc".into())), &list).0, Truth::Fail);
+        assert_eq!(
+            judge_registry(&Expect::Eq(Scalar::Text("pop3svc".into())), &list).0,
+            Truth::Pass
+        );
+        assert_eq!(
+            judge_registry(&Expect::Ne(Scalar::Text("POP3Svc".into())), &list).0,
+            Truth::Fail
+        );
         assert_eq!(judge_registry(&Expect::Ge(Scalar::Int(1)), &list).0, Truth::Unknown);
         let numbers = RegData::MultiSz(vec!["4".into()]);
-        assert_eq!(judge_registry(&Expect::In(vec![Scalar::Int(3), Scalar::Int(4)]), &numbers).0, Truth::Pass);
+        assert_eq!(
+            judge_registry(&Expect::In(vec![Scalar::Int(3), Scalar::Int(4)]), &numbers).0,
+            Truth::Pass
+        );
     }
 
     #[test]
@@ -705,14 +821,27 @@ mod tests {
         let (truth, note) = judge_registry(&Expect::Ge(Scalar::Text("6.0.6249".into())), &text);
         assert_eq!(truth, Truth::Fail);
         assert!(note.unwrap().contains("not comparable"));
-        assert_eq!(judge_registry(&Expect::Ne(Scalar::Text("x".into())), &text).0, Truth::Pass);
-        assert_eq!(judge_registry(&Expect::Eq(Scalar::Text("6.0.6249 sp3".into())), &text).0, Truth::Pass);
-        assert_eq!(compare(&Scalar::Text("6.0.6249".into()), &Scalar::Text("6.0.6249.0".into())), Some(Ordering::Equal));
+        assert_eq!(
+            judge_registry(&Expect::Ne(Scalar::Text("x".into())), &text).0,
+            Truth::Pass
+        );
+        assert_eq!(
+            judge_registry(&Expect::Eq(Scalar::Text("6.0.6249 sp3".into())), &text).0,
+            Truth::Pass
+        );
+        assert_eq!(
+            compare(&Scalar::Text("6.0.6249".into()), &Scalar::Text("6.0.6249.0".into())),
+            Some(Ordering::Equal)
+        );
     }
 
     #[test]
     fn huge_values_are_cut_in_reports() {
         let shown = display(&RegData::Binary(vec![0xab; 10_000]));
-        assert!(shown.starts_with("abab") && shown.ends_with("(20000 chars in all)"), "{}", &shown[shown.len() - 30..]);
+        assert!(
+            shown.starts_with("abab") && shown.ends_with("(20000 chars in all)"),
+            "{}",
+            &shown[shown.len() - 30..]
+        );
     }
 }

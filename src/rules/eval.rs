@@ -124,19 +124,31 @@ pub fn evaluate_host(roles: &[String], facts: &HostFacts, catalog: &Catalog) -> 
         evidence: judged.evidence,
     };
     for (bulletin, judged) in bulletins::judge_bulletins(&catalog.bulletins, facts) {
-        let title = if bulletin.kb.is_empty() { bulletin.title.clone() } else { format!("{} ({})", bulletin.title, bulletin.kb) };
+        let title = if bulletin.kb.is_empty() {
+            bulletin.title.clone()
+        } else {
+            format!("{} ({})", bulletin.title, bulletin.kb)
+        };
         out.push(verdict_row(&bulletin.id, title, bulletin.severity, judged));
     }
     let table = bulletins::build_table();
     for cve in catalog.cves.iter().filter(|c| bulletins::cve_concerns_host(c, facts)) {
-        out.push(verdict_row(&cve.id, cve.title.clone(), cve.severity, bulletins::judge_cve(cve, facts, table)));
+        out.push(verdict_row(
+            &cve.id,
+            cve.title.clone(),
+            cve.severity,
+            bulletins::judge_cve(cve, facts, table),
+        ));
     }
     out
 }
 
 /// Judges many hosts at once, in parallel; the result is in the order of `hosts`.
 pub fn evaluate_fleet(hosts: &[(Vec<String>, HostFacts)], catalog: &Catalog) -> Vec<Vec<Finding>> {
-    hosts.par_iter().map(|(roles, facts)| evaluate_host(roles, facts, catalog)).collect()
+    hosts
+        .par_iter()
+        .map(|(roles, facts)| evaluate_host(roles, facts, catalog))
+        .collect()
 }
 
 fn evaluate_check(check: &Check, role: &str, facts: &HostFacts) -> Finding {
@@ -224,7 +236,9 @@ expect = { op = "exists" }
     fn fact(value: &str, data: Option<RegData>) -> Fact {
         Fact {
             name: registry_fact_name("HKLM\\L", value),
-            value: data.as_ref().map_or(Value::Absent, |d| Value::Registry(RegistryValue::from_reg(d))),
+            value: data
+                .as_ref()
+                .map_or(Value::Absent, |d| Value::Registry(RegistryValue::from_reg(d))),
             reg: data,
             source: Source {
                 transport: Transport::Smb,
@@ -259,7 +273,11 @@ expect = { op = "exists" }
         );
         assert_eq!(findings[1].observed, "2");
         assert_eq!(findings[1].expected, ">= 3");
-        assert!(findings[1].evidence.starts_with("smb: HKLM\\L\\Lm read at 1970-"), "{}", findings[1].evidence);
+        assert!(
+            findings[1].evidence.starts_with("smb: HKLM\\L\\Lm read at 1970-"),
+            "{}",
+            findings[1].evidence
+        );
     }
 
     #[test]
@@ -282,14 +300,22 @@ expect = { op = "exists" }
         facts.insert(fact("Name", Some(RegData::Binary(vec![1]))));
         facts.insert(fact("Gone", Some(RegData::Dword(0))));
         facts.insert(Fact {
-            value: Value::Unavailable(Failure { kind: FailureKind::AccessDenied, reason: "ERROR_ACCESS_DENIED".into() }),
+            value: Value::Unavailable(Failure {
+                kind: FailureKind::AccessDenied,
+                reason: "ERROR_ACCESS_DENIED".into(),
+            }),
             reg: None,
             ..fact("Build", None)
         });
         let findings = evaluate_host(&["r".into()], &facts, &catalog());
         assert_eq!(
             statuses(&findings)[1..],
-            [("LM", Status::Fail), ("NAME", Status::Fail), ("GONE", Status::Fail), ("BUILD", Status::Unknown)]
+            [
+                ("LM", Status::Fail),
+                ("NAME", Status::Fail),
+                ("GONE", Status::Fail),
+                ("BUILD", Status::Unknown)
+            ]
         );
         assert_eq!(findings[1].observed, "(absent)");
         assert!(findings[2].evidence.contains("cannot be compared"));
@@ -310,7 +336,10 @@ expect = { op = "exists" }
             },
         ));
         let findings = evaluate_host(&["r".into()], &facts, &catalog());
-        let row = findings.iter().find(|f| f.check_id == TRANSPORTS_CHECK_ID).expect("a row");
+        let row = findings
+            .iter()
+            .find(|f| f.check_id == TRANSPORTS_CHECK_ID)
+            .expect("a row");
         assert_eq!(row.status, Status::Fail);
         assert_eq!(row.observed, "os.build (smb: 2195; winrm: 3790)");
         let clean = evaluate_host(&["r".into()], &HostFacts::default(), &catalog());

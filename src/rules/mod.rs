@@ -29,17 +29,26 @@ impl Catalog {
 
     /// Baselines from a folder with the built-in bulletins (`--baselines DIR`), or both from
     /// folders.
-    pub fn load_with_builtin(baselines: Option<&std::path::Path>, bulletins: Option<&std::path::Path>) -> Result<Catalog, CatalogError> {
+    pub fn load_with_builtin(
+        baselines: Option<&std::path::Path>,
+        bulletins: Option<&std::path::Path>,
+    ) -> Result<Catalog, CatalogError> {
         match (baselines, bulletins) {
             (None, None) => Catalog::builtin(),
             (Some(b), Some(u)) => Catalog::load(b, Some(u)),
             (Some(b), None) => {
                 let texts = catalog::read_folder(b)?;
-                Catalog::assemble(texts.iter().map(|(p, t)| (p.as_path(), t.as_str())), sources(BUILTIN_BULLETINS))
+                Catalog::assemble(
+                    texts.iter().map(|(p, t)| (p.as_path(), t.as_str())),
+                    sources(BUILTIN_BULLETINS),
+                )
             }
             (None, Some(u)) => {
                 let texts = catalog::read_folder(u)?;
-                Catalog::assemble(sources(BUILTIN_BASELINES), texts.iter().map(|(p, t)| (p.as_path(), t.as_str())))
+                Catalog::assemble(
+                    sources(BUILTIN_BASELINES),
+                    texts.iter().map(|(p, t)| (p.as_path(), t.as_str())),
+                )
             }
         }
     }

@@ -19,10 +19,7 @@ pub enum TransportError {
     #[error("access denied: {what}")]
     AccessDenied { what: String },
     #[error("{op} failed: {source}")]
-    Smb {
-        op: &'static str,
-        source: smb2::Error,
-    },
+    Smb { op: &'static str, source: smb2::Error },
     /// The server refused one request with a status (the session itself is fine).
     #[error("{op} refused: {status}")]
     Status { op: &'static str, status: String },
@@ -32,10 +29,7 @@ pub enum TransportError {
         source: exsweep_wire::DecodeError,
     },
     #[error("{interface} bind rejected: {detail}")]
-    Bind {
-        interface: &'static str,
-        detail: String,
-    },
+    Bind { interface: &'static str, detail: String },
     #[error("rpc fault 0x{status:08x} on opnum {opnum}")]
     Fault { opnum: u16, status: u32 },
     #[error("{call} returned {status}")]
@@ -94,24 +88,18 @@ impl TransportError {
     pub fn kind(&self) -> FailureKind {
         use smb2::ErrorKind as K;
         match self {
-            TransportError::Connect { source, .. } | TransportError::Smb { source, .. } => {
-                match source.kind() {
-                    K::TimedOut => FailureKind::Timeout,
-                    K::AccessDenied => FailureKind::AccessDenied,
-                    K::AuthRequired => FailureKind::AuthFailed,
-                    K::ConnectionLost => FailureKind::Unreachable,
-                    _ if matches!(self, TransportError::Connect { .. }) => {
-                        FailureKind::Unreachable
-                    }
-                    _ => FailureKind::Protocol,
-                }
-            }
+            TransportError::Connect { source, .. } | TransportError::Smb { source, .. } => match source.kind() {
+                K::TimedOut => FailureKind::Timeout,
+                K::AccessDenied => FailureKind::AccessDenied,
+                K::AuthRequired => FailureKind::AuthFailed,
+                K::ConnectionLost => FailureKind::Unreachable,
+                _ if matches!(self, TransportError::Connect { .. }) => FailureKind::Unreachable,
+                _ => FailureKind::Protocol,
+            },
             TransportError::Logon { .. } => FailureKind::AuthFailed,
             TransportError::AccessDenied { .. } => FailureKind::AccessDenied,
             TransportError::Fault { status: 5, .. } => FailureKind::AccessDenied,
-            TransportError::Win32 { status, .. }
-                if *status == exsweep_wire::winreg::Win32Status::ACCESS_DENIED =>
-            {
+            TransportError::Win32 { status, .. } if *status == exsweep_wire::winreg::Win32Status::ACCESS_DENIED => {
                 FailureKind::AccessDenied
             }
             TransportError::Timeout(_) => FailureKind::Timeout,

@@ -14,7 +14,9 @@ use super::{io_error, TransportError};
 /// What the SMB1 probe learned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Smb1Probe {
-    Accepted { signing_required: bool },
+    Accepted {
+        signing_required: bool,
+    },
     /// Refused, with how: an error status, no dialect chosen, an SMB2 answer, or the
     /// connection closed (what Samba and Windows do when SMB1 is off).
     Refused(String),
@@ -27,7 +29,6 @@ pub struct NtlmProbe {
     pub challenge: Challenge,
 }
 
-
 async fn connect(addr: &str, timeout: Duration) -> Result<TcpStream, TransportError> {
     match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
         Ok(stream) => stream.map_err(io_error("connect", addr)),
@@ -37,7 +38,12 @@ async fn connect(addr: &str, timeout: Duration) -> Result<TcpStream, TransportEr
 
 /// Sends one framed message and reads the answer; `Ok(None)` when the server closes the
 /// connection instead of answering.
-async fn exchange(stream: &mut TcpStream, addr: &str, message: &[u8], timeout: Duration) -> Result<Option<Vec<u8>>, TransportError> {
+async fn exchange(
+    stream: &mut TcpStream,
+    addr: &str,
+    message: &[u8],
+    timeout: Duration,
+) -> Result<Option<Vec<u8>>, TransportError> {
     let round_trip = async {
         stream.write_all(message).await.map_err(io_error("send", addr))?;
         let mut header = [0u8; 4];
@@ -46,7 +52,9 @@ async fn exchange(stream: &mut TcpStream, addr: &str, message: &[u8], timeout: D
             Err(e)
                 if matches!(
                     e.kind(),
-                    std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted
+                    std::io::ErrorKind::UnexpectedEof
+                        | std::io::ErrorKind::ConnectionReset
+                        | std::io::ErrorKind::ConnectionAborted
                 ) =>
             {
                 return Ok(None)
@@ -88,9 +96,10 @@ pub async fn probe_smb1(addr: &str, timeout: Duration) -> Result<Smb1Probe, Tran
         Smb1Answer::Refused {
             dialect_index: Some(i), ..
         } => Smb1Probe::Refused(format!("no SMB1 dialect chosen (index {i:#06x})")),
-        Smb1Answer::Smb2 { dialect } => {
-            Smb1Probe::Refused(format!("answered in SMB2 (dialect {})", smbprobe::dialect_name(dialect)))
-        }
+        Smb1Answer::Smb2 { dialect } => Smb1Probe::Refused(format!(
+            "answered in SMB2 (dialect {})",
+            smbprobe::dialect_name(dialect)
+        )),
     })
 }
 
@@ -105,7 +114,9 @@ pub async fn probe_ntlm(addr: &str, timeout: Duration) -> Result<NtlmProbe, Tran
     };
     // A fixed client GUID: it identifies nothing and keeps the probe's bytes reproducible.
     let negotiate = smbprobe::encode_smb2_negotiate(*b"exsweep-probe-01");
-    let answer = exchange(&mut stream, addr, &negotiate, timeout).await?.ok_or_else(closed)?;
+    let answer = exchange(&mut stream, addr, &negotiate, timeout)
+        .await?
+        .ok_or_else(closed)?;
     let negotiated = smbprobe::decode_smb2_negotiate_response(&answer).map_err(|source| TransportError::Decode {
         what: "SMB2 NEGOTIATE response",
         source,

@@ -32,8 +32,8 @@ use smb2::types::status::NtStatus;
 use smb2::types::{Command, FileId, OplockLevel, TreeId};
 
 use super::TransportError;
-use crate::facts::FailureKind;
 use crate::credentials::Credential;
+use crate::facts::FailureKind;
 
 /// Largest single pipe message we accept. An RPC fragment is at most 4280 bytes; a peer that
 /// keeps answering `STATUS_BUFFER_OVERFLOW` past this is refused rather than buffered.
@@ -115,9 +115,7 @@ fn smb_err(op: &'static str) -> impl FnOnce(smb2::Error) -> TransportError {
 /// of this one request, not a sign that the session is gone.
 fn status_error(op: &'static str, status: NtStatus, _command: Command) -> TransportError {
     if status == NtStatus::ACCESS_DENIED {
-        TransportError::AccessDenied {
-            what: op.to_owned(),
-        }
+        TransportError::AccessDenied { what: op.to_owned() }
     } else {
         TransportError::Status {
             op,
@@ -253,9 +251,7 @@ impl SmbSession {
         let req = CreateRequest {
             requested_oplock_level: OplockLevel::None,
             impersonation_level: ImpersonationLevel::Impersonation,
-            desired_access: FileAccessMask::new(
-                FileAccessMask::FILE_READ_DATA | FileAccessMask::FILE_WRITE_DATA,
-            ),
+            desired_access: FileAccessMask::new(FileAccessMask::FILE_READ_DATA | FileAccessMask::FILE_WRITE_DATA),
             file_attributes: 0,
             share_access: ShareAccess(ShareAccess::FILE_SHARE_READ | ShareAccess::FILE_SHARE_WRITE),
             create_disposition: CreateDisposition::FileOpen,
@@ -273,8 +269,7 @@ impl SmbSession {
         if frame.header.status != NtStatus::SUCCESS {
             return Err(status_error("open pipe", frame.header.status, Command::Create));
         }
-        let resp = CreateResponse::unpack(&mut ReadCursor::new(&frame.body))
-            .map_err(smb_err("open pipe"))?;
+        let resp = CreateResponse::unpack(&mut ReadCursor::new(&frame.body)).map_err(smb_err("open pipe"))?;
         Ok(resp.file_id)
     }
 
@@ -295,8 +290,7 @@ impl SmbSession {
         if !status.is_success_or_partial() {
             return Err(status_error("pipe transceive", status, Command::Ioctl));
         }
-        let resp = IoctlResponse::unpack(&mut ReadCursor::new(&frame.body))
-            .map_err(smb_err("pipe transceive"))?;
+        let resp = IoctlResponse::unpack(&mut ReadCursor::new(&frame.body)).map_err(smb_err("pipe transceive"))?;
         let mut message = resp.output_data;
         if status == NtStatus::BUFFER_OVERFLOW {
             self.read_rest_of_message(pipe, &mut message).await?;
@@ -339,8 +333,7 @@ impl SmbSession {
             if !status.is_success_or_partial() {
                 return Err(status_error("pipe read", status, Command::Read));
             }
-            let resp = ReadResponse::unpack(&mut ReadCursor::new(&frame.body))
-                .map_err(smb_err("pipe read"))?;
+            let resp = ReadResponse::unpack(&mut ReadCursor::new(&frame.body)).map_err(smb_err("pipe read"))?;
             if message.len() + resp.data.len() > MAX_PIPE_MESSAGE {
                 return Err(TransportError::Decode {
                     what: "pipe message",
@@ -391,7 +384,12 @@ impl SmbSession {
     }
 
     /// Binds `syntax` on `pipe`; returns the largest fragment we may send.
-    async fn bind(&mut self, pipe: FileId, interface: &'static str, syntax: dcerpc::SyntaxId) -> Result<u16, TransportError> {
+    async fn bind(
+        &mut self,
+        pipe: FileId,
+        interface: &'static str,
+        syntax: dcerpc::SyntaxId,
+    ) -> Result<u16, TransportError> {
         let call_id = self.next_call_id();
         let answer = self.transceive(pipe, dcerpc::encode_bind(call_id, syntax)).await?;
         let decode = |source| TransportError::Decode {
@@ -431,7 +429,12 @@ impl SmbSession {
             Ok(Winreg { pipe, hklm })
         }
         .await;
-        self.winreg = Some(opened.as_ref().map(|w| *w).map_err(|e: &TransportError| (e.kind(), e.to_string())));
+        self.winreg = Some(
+            opened
+                .as_ref()
+                .map(|w| *w)
+                .map_err(|e: &TransportError| (e.kind(), e.to_string())),
+        );
         opened
     }
 
@@ -477,7 +480,11 @@ impl SmbSession {
 
     async fn open_local_machine(&mut self, pipe: RpcPipe) -> Result<KeyHandle, TransportError> {
         let stub = self
-            .call_on(pipe, winreg::OPNUM_OPEN_LOCAL_MACHINE, &winreg::encode_open_local_machine(KEY_READ))
+            .call_on(
+                pipe,
+                winreg::OPNUM_OPEN_LOCAL_MACHINE,
+                &winreg::encode_open_local_machine(KEY_READ),
+            )
             .await?;
         let resp = winreg::decode_open_key_response(&stub).map_err(|source| TransportError::Decode {
             what: "OpenLocalMachine response",
@@ -538,7 +545,10 @@ impl SmbSession {
         // grew in between) gets one more, then gives up.
         for _ in 0..3 {
             let answer = self
-                .call(winreg::OPNUM_QUERY_VALUE, &winreg::encode_query_value(&key, name, buffer))
+                .call(
+                    winreg::OPNUM_QUERY_VALUE,
+                    &winreg::encode_query_value(&key, name, buffer),
+                )
                 .await?;
             let resp = winreg::decode_query_value_response(&answer).map_err(|source| TransportError::Decode {
                 what: "BaseRegQueryValue response",
@@ -663,7 +673,11 @@ impl SmbSession {
         if let Some(Ok(registry)) = self.winreg {
             let handles: Vec<KeyHandle> = self.keys.drain().filter_map(|(_, h)| h).collect();
             for h in handles.into_iter().chain(std::iter::once(registry.hklm)) {
-                if self.call(winreg::OPNUM_CLOSE_KEY, &winreg::encode_close_key(&h)).await.is_err() {
+                if self
+                    .call(winreg::OPNUM_CLOSE_KEY, &winreg::encode_close_key(&h))
+                    .await
+                    .is_err()
+                {
                     break;
                 }
             }
@@ -678,10 +692,20 @@ impl SmbSession {
                 .execute("close pipe", Command::Close, &CloseRequest { flags: 0, file_id }, tree)
                 .await;
         }
-        let trees: Vec<TreeId> = self.shares.drain().map(|(_, t)| t).chain(std::iter::once(self.ipc)).collect();
+        let trees: Vec<TreeId> = self
+            .shares
+            .drain()
+            .map(|(_, t)| t)
+            .chain(std::iter::once(self.ipc))
+            .collect();
         for tree in trees {
             let _ = self
-                .execute("tree disconnect", Command::TreeDisconnect, &TreeDisconnectRequest, Some(tree))
+                .execute(
+                    "tree disconnect",
+                    Command::TreeDisconnect,
+                    &TreeDisconnectRequest,
+                    Some(tree),
+                )
                 .await;
         }
         let _ = self

@@ -7,9 +7,9 @@
 
 use std::time::Duration;
 
+use exsweep_wire::base64::{decode as unbase64, encode as base64};
 use exsweep_wire::ntlmv2::{self, AuthInput, Direction, Sealer};
 use exsweep_wire::wsman::{self, Answer, Fault, FaultKind, Header, Item};
-use exsweep_wire::base64::{decode as unbase64, encode as base64};
 use exsweep_wire::{http1, httpenc};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -163,7 +163,6 @@ pub struct WinrmSession {
     pub stats: WinrmStats,
 }
 
-
 /// Random bytes from the operating system (client challenge, session key).
 fn random<const N: usize>() -> Result<[u8; N], TransportError> {
     let mut out = [0u8; N];
@@ -266,10 +265,11 @@ impl WinrmSession {
             fallback_time: filetime_now(),
             with_mic: true,
         };
-        let authenticated = ntlmv2::authenticate(&negotiate, &challenge, &input).map_err(|source| TransportError::Decode {
-            what: "NTLM CHALLENGE",
-            source,
-        })?;
+        let authenticated =
+            ntlmv2::authenticate(&negotiate, &challenge, &input).map_err(|source| TransportError::Decode {
+                what: "NTLM CHALLENGE",
+                source,
+            })?;
         let auth = format!("Negotiate {}", base64(&authenticated.message));
         let second = self.exchange(&[("Authorization", auth.as_str())], &[]).await?;
         match second.status {
@@ -307,7 +307,11 @@ impl WinrmSession {
         result
     }
 
-    async fn exchange_once(&mut self, headers: &[(&str, &str)], body: &[u8]) -> Result<http1::Response, TransportError> {
+    async fn exchange_once(
+        &mut self,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<http1::Response, TransportError> {
         let mut all = vec![("User-Agent", "exsweep"), ("Connection", "Keep-Alive")];
         all.extend_from_slice(headers);
         let request = http1::encode_request("POST", "/wsman", &self.host_header, &all, body);
@@ -336,7 +340,9 @@ impl WinrmSession {
         };
         self.stats.round_trips += 1;
         self.stats.bytes_sent += request.len() as u64;
-        tokio::time::timeout(timeout, round_trip).await.unwrap_or(Err(TransportError::Timeout(timeout)))
+        tokio::time::timeout(timeout, round_trip)
+            .await
+            .unwrap_or(Err(TransportError::Timeout(timeout)))
     }
 
     fn message_id(&mut self) -> String {
@@ -344,7 +350,12 @@ impl WinrmSession {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
-        format!("uuid:{:08X}-{:04X}-4000-8000-{:012X}", (nanos >> 32) as u32, self.next_id & 0xFFFF, nanos & 0xFFFF_FFFF_FFFF)
+        format!(
+            "uuid:{:08X}-{:04X}-4000-8000-{:012X}",
+            (nanos >> 32) as u32,
+            self.next_id & 0xFFFF,
+            nanos & 0xFFFF_FFFF_FFFF
+        )
     }
 
     /// Sends one envelope, sealed, and returns the server's answer or its fault.
@@ -372,9 +383,14 @@ impl WinrmSession {
         let response = if self.sealed {
             let (signature, sealed) = self.outgoing.seal(xml.as_bytes());
             let framed = httpenc::encode(xml.len(), &signature, &sealed);
-            self.exchange(&[("Content-Type", httpenc::CONTENT_TYPE)], &framed).await?
+            self.exchange(&[("Content-Type", httpenc::CONTENT_TYPE)], &framed)
+                .await?
         } else {
-            self.exchange(&[("Content-Type", "application/soap+xml;charset=UTF-8")], xml.as_bytes()).await?
+            self.exchange(
+                &[("Content-Type", "application/soap+xml;charset=UTF-8")],
+                xml.as_bytes(),
+            )
+            .await?
         };
         if response.status == 401 {
             return Err(TransportError::Winrm {
@@ -385,7 +401,10 @@ impl WinrmSession {
         let content_type = response.header("Content-Type").unwrap_or("");
         if !self.sealed {
             if !content_type.to_ascii_lowercase().starts_with("application/soap+xml") {
-                return Err(protocol(format!("HTTP {} with content type {content_type:?}", response.status)));
+                return Err(protocol(format!(
+                    "HTTP {} with content type {content_type:?}",
+                    response.status
+                )));
             }
             return wsman::parse_answer(&response.body).map_err(|source| TransportError::Decode {
                 what: "WS-Management answer",
@@ -404,10 +423,12 @@ impl WinrmSession {
                 source,
             })
             .and_then(|part| {
-                self.incoming.unseal(&part.signature, part.sealed).map_err(|source| TransportError::Decode {
-                    what: "sealed WinRM body",
-                    source,
-                })
+                self.incoming
+                    .unseal(&part.signature, part.sealed)
+                    .map_err(|source| TransportError::Decode {
+                        what: "sealed WinRM body",
+                        source,
+                    })
             });
         // A body that does not unseal leaves the RC4 stream out of step: nothing later can be read.
         let plain = match unsealed {
@@ -427,7 +448,12 @@ impl WinrmSession {
     pub async fn enumerate(&mut self, class: &str, wql: Option<&str>) -> Result<Vec<Item>, TransportError> {
         let resource = format!("{}{}", wsman::RESOURCE_CIMV2, if wql.is_some() { "*" } else { class });
         let mut answer = self
-            .call(&resource, wsman::ACTION_ENUMERATE, &[], &wsman::enumerate_body(wql, MAX_ELEMENTS))
+            .call(
+                &resource,
+                wsman::ACTION_ENUMERATE,
+                &[],
+                &wsman::enumerate_body(wql, MAX_ELEMENTS),
+            )
             .await?;
         let mut out = Vec::new();
         for _ in 0..MAX_PULLS {
@@ -444,7 +470,14 @@ impl WinrmSession {
                     }
                     match context {
                         Some(ctx) if !end_of_sequence => {
-                            answer = self.call(&resource, wsman::ACTION_PULL, &[], &wsman::pull_body(&ctx, MAX_ELEMENTS)).await?;
+                            answer = self
+                                .call(
+                                    &resource,
+                                    wsman::ACTION_PULL,
+                                    &[],
+                                    &wsman::pull_body(&ctx, MAX_ELEMENTS),
+                                )
+                                .await?;
                         }
                         _ => return Ok(out),
                     }
@@ -452,7 +485,9 @@ impl WinrmSession {
                 Ok(other) => return Err(protocol(format!("unexpected answer to Enumerate: {other:?}"))),
             }
         }
-        Err(protocol(format!("enumeration of {class} did not end after {MAX_PULLS} pulls")))
+        Err(protocol(format!(
+            "enumeration of {class} did not end after {MAX_PULLS} pulls"
+        )))
     }
 
     /// A `StdRegProv` method on HKLM; the output item (with `ReturnValue`).
@@ -472,8 +507,19 @@ impl WinrmSession {
     }
 
     /// Runs a command in a cmd shell: stdout, stderr, exit code. The shell is always deleted.
-    pub async fn run_command(&mut self, command: &str, arguments: &[&str]) -> Result<(Vec<u8>, Vec<u8>, i64), TransportError> {
-        let created = self.call(wsman::RESOURCE_CMD, wsman::ACTION_CREATE, &[], &wsman::shell_create_body()).await?;
+    pub async fn run_command(
+        &mut self,
+        command: &str,
+        arguments: &[&str],
+    ) -> Result<(Vec<u8>, Vec<u8>, i64), TransportError> {
+        let created = self
+            .call(
+                wsman::RESOURCE_CMD,
+                wsman::ACTION_CREATE,
+                &[],
+                &wsman::shell_create_body(),
+            )
+            .await?;
         let shell_id = match created {
             Ok(Answer::ShellCreated { shell_id }) => shell_id,
             Ok(other) => return Err(protocol(format!("unexpected answer to Create: {other:?}"))),
@@ -481,14 +527,26 @@ impl WinrmSession {
         };
         let result = self.run_in_shell(&shell_id, command, arguments).await;
         let selector = [("ShellId", shell_id.as_str())];
-        let _ = self.call(wsman::RESOURCE_CMD, wsman::ACTION_DELETE, &selector, "").await;
+        let _ = self
+            .call(wsman::RESOURCE_CMD, wsman::ACTION_DELETE, &selector, "")
+            .await;
         result
     }
 
-    async fn run_in_shell(&mut self, shell_id: &str, command: &str, arguments: &[&str]) -> Result<(Vec<u8>, Vec<u8>, i64), TransportError> {
+    async fn run_in_shell(
+        &mut self,
+        shell_id: &str,
+        command: &str,
+        arguments: &[&str],
+    ) -> Result<(Vec<u8>, Vec<u8>, i64), TransportError> {
         let selector = [("ShellId", shell_id)];
         let started = self
-            .call(wsman::RESOURCE_CMD, wsman::ACTION_COMMAND, &selector, &wsman::command_body(command, arguments))
+            .call(
+                wsman::RESOURCE_CMD,
+                wsman::ACTION_COMMAND,
+                &selector,
+                &wsman::command_body(command, arguments),
+            )
             .await?;
         let command_id = match started {
             Ok(Answer::CommandStarted { command_id }) => command_id,
@@ -497,8 +555,21 @@ impl WinrmSession {
         };
         let (mut out, mut err) = (Vec::new(), Vec::new());
         for _ in 0..MAX_RECEIVES {
-            match self.call(wsman::RESOURCE_CMD, wsman::ACTION_RECEIVE, &selector, &wsman::receive_body(&command_id)).await? {
-                Ok(Answer::Received { stdout, stderr, done, exit_code }) => {
+            match self
+                .call(
+                    wsman::RESOURCE_CMD,
+                    wsman::ACTION_RECEIVE,
+                    &selector,
+                    &wsman::receive_body(&command_id),
+                )
+                .await?
+            {
+                Ok(Answer::Received {
+                    stdout,
+                    stderr,
+                    done,
+                    exit_code,
+                }) => {
                     out.extend(stdout);
                     err.extend(stderr);
                     if out.len() + err.len() > MAX_OUTPUT {
@@ -506,7 +577,9 @@ impl WinrmSession {
                     }
                     if done {
                         let body = wsman::signal_body(&command_id, wsman::SIGNAL_TERMINATE);
-                        let _ = self.call(wsman::RESOURCE_CMD, wsman::ACTION_SIGNAL, &selector, &body).await;
+                        let _ = self
+                            .call(wsman::RESOURCE_CMD, wsman::ACTION_SIGNAL, &selector, &body)
+                            .await;
                         // No exit code is not success: -1 says the server did not tell.
                         return Ok((out, err, exit_code.unwrap_or(-1)));
                     }
@@ -528,7 +601,11 @@ fn fault_error(fault: Fault, what: &str) -> TransportError {
         FaultKind::Timeout => FailureKind::Timeout,
         _ => FailureKind::Protocol,
     };
-    let text = if fault.message.is_empty() { &fault.reason } else { &fault.message };
+    let text = if fault.message.is_empty() {
+        &fault.reason
+    } else {
+        &fault.message
+    };
     TransportError::Winrm {
         kind,
         detail: format!("{what}: {} ({})", text, fault.subcode),

@@ -49,8 +49,7 @@ impl SyntaxId {
         let c = d3.to_le_bytes();
         SyntaxId {
             uuid: [
-                a[0], a[1], a[2], a[3], b[0], b[1], c[0], c[1], d4[0], d4[1], d4[2], d4[3], d4[4],
-                d4[5], d4[6], d4[7],
+                a[0], a[1], a[2], a[3], b[0], b[1], c[0], c[1], d4[0], d4[1], d4[2], d4[3], d4[4], d4[5], d4[6], d4[7],
             ],
             major,
             minor,
@@ -203,7 +202,10 @@ pub enum BindOutcome {
     /// The context came back with a non-zero result (e.g. abstract syntax not supported).
     ContextRejected(BindAck),
     /// BIND_NAK with its reject reason ([C706] 12.6.4.5).
-    Nak { call_id: u32, reason: u16 },
+    Nak {
+        call_id: u32,
+        reason: u16,
+    },
 }
 
 /// Parses the answer to a BIND: a BIND_ACK or a BIND_NAK.
@@ -222,9 +224,7 @@ pub fn decode_bind_response(pdu: &[u8]) -> Result<BindOutcome, DecodeError> {
             let assoc_group_id = r.u32("assoc_group_id")?;
             let addr_len = r.u16("sec_addr length")? as usize;
             let addr = r.take(addr_len, "sec_addr")?;
-            let secondary_address = String::from_utf8_lossy(addr)
-                .trim_end_matches('\0')
-                .to_owned();
+            let secondary_address = String::from_utf8_lossy(addr).trim_end_matches('\0').to_owned();
             // The result list starts 4-aligned relative to the PDU; the body starts at 16.
             r.align(4, "p_result_list")?;
             let n_results = r.u8("n_results")?;
@@ -346,10 +346,7 @@ pub struct RequestPdu<'a> {
 pub fn decode_request(pdu: &[u8]) -> Result<RequestPdu<'_>, DecodeError> {
     let header = Header::parse(pdu)?;
     if header.ptype != PTYPE_REQUEST {
-        return Err(DecodeError::invalid(
-            "request",
-            format!("PDU type {}", header.ptype),
-        ));
+        return Err(DecodeError::invalid("request", format!("PDU type {}", header.ptype)));
     }
     let body = pdu_body(pdu, &header)?;
     let mut r = Reader::new(body);
@@ -400,10 +397,7 @@ pub fn decode_response(pdu: &[u8]) -> Result<ResponseFragment<'_>, DecodeError> 
             header,
             status: r.u32("fault status")?,
         }),
-        other => Err(DecodeError::invalid(
-            "response",
-            format!("unexpected PDU type {other}"),
-        )),
+        other => Err(DecodeError::invalid("response", format!("unexpected PDU type {other}"))),
     }
 }
 
@@ -468,9 +462,7 @@ impl ResponseAssembler {
         }
         let fragment = decode_response(pdu)?;
         let header = match &fragment {
-            ResponseFragment::Data { header, .. } | ResponseFragment::Fault { header, .. } => {
-                *header
-            }
+            ResponseFragment::Data { header, .. } | ResponseFragment::Fault { header, .. } => *header,
         };
         if header.call_id != self.call_id {
             return Err(DecodeError::invalid(
@@ -480,10 +472,7 @@ impl ResponseAssembler {
         }
         let first = header.flags & PFC_FIRST_FRAG != 0;
         if first != (self.fragments == 0) {
-            return Err(DecodeError::invalid(
-                "pfc_flags",
-                "first-fragment flag out of sequence",
-            ));
+            return Err(DecodeError::invalid("pfc_flags", "first-fragment flag out of sequence"));
         }
         self.fragments += 1;
         match fragment {
@@ -554,10 +543,7 @@ mod tests {
     fn trailing_bytes_after_a_pdu_are_refused() {
         let mut pdu = encode_response(1, PFC_FIRST_FRAG | PFC_LAST_FRAG, 1, b"x");
         pdu.push(0);
-        assert!(matches!(
-            decode_response(&pdu),
-            Err(DecodeError::TrailingData { .. })
-        ));
+        assert!(matches!(decode_response(&pdu), Err(DecodeError::TrailingData { .. })));
         assert_eq!(split_pdus(&pdu[..pdu.len() - 1]).unwrap().len(), 1);
     }
 }

@@ -35,12 +35,18 @@ pub struct Response {
 impl Response {
     /// The first header of that name (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     /// Every header of that name, in order (`WWW-Authenticate` may come more than once).
     pub fn headers_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.headers.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -107,10 +113,17 @@ impl ResponseParser {
                     limit: MAX_HEADERS,
                 });
             }
-            let (name, value) = line.split_once(':').ok_or_else(|| invalid(format!("header line {line:?}")))?;
+            let (name, value) = line
+                .split_once(':')
+                .ok_or_else(|| invalid(format!("header line {line:?}")))?;
             headers.push((name.trim().to_owned(), value.trim().to_owned()));
         }
-        let find = |n: &str| headers.iter().find(|(k, _): &&(String, String)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.as_str());
+        let find = |n: &str| {
+            headers
+                .iter()
+                .find(|(k, _): &&(String, String)| k.eq_ignore_ascii_case(n))
+                .map(|(_, v)| v.as_str())
+        };
         let framing = if find("Transfer-Encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked")) {
             Framing::Chunked
         } else {
@@ -202,7 +215,10 @@ mod tests {
         }
         assert_eq!(got.len(), 2);
         assert_eq!(got[0].status, 401);
-        assert_eq!(got[0].headers_named("www-authenticate").collect::<Vec<_>>(), ["Negotiate", "Kerberos"]);
+        assert_eq!(
+            got[0].headers_named("www-authenticate").collect::<Vec<_>>(),
+            ["Negotiate", "Kerberos"]
+        );
         assert_eq!(got[0].body, b"abc");
         assert_eq!(got[1].body, b"xyz!!");
     }
@@ -210,13 +226,17 @@ mod tests {
     #[test]
     fn hostile_responses_are_refused() {
         let mut p = ResponseParser::new();
-        assert!(p.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\n").is_err());
+        assert!(p
+            .feed(b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\n")
+            .is_err());
         let mut p = ResponseParser::new();
         assert!(p.feed(b"SSH-2.0-OpenSSH\r\n\r\n").is_err());
         let mut p = ResponseParser::new();
         assert!(p.feed(&vec![b'a'; MAX_HEADER_BYTES + 10]).is_err());
         let mut p = ResponseParser::new();
-        assert!(p.feed(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n").is_err());
+        assert!(p
+            .feed(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
+            .is_err());
         // A chunk size near usize::MAX after a first chunk: refused, not an overflow.
         let mut p = ResponseParser::new();
         assert!(p

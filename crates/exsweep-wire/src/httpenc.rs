@@ -44,7 +44,11 @@ pub struct Sealed<'a> {
 }
 
 fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    haystack.get(from..)?.windows(needle.len()).position(|w| w == needle).map(|p| p + from)
+    haystack
+        .get(from..)?
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|p| p + from)
 }
 
 /// Takes the sealed message out of an encrypted body.
@@ -83,16 +87,24 @@ pub fn decode(body: &[u8]) -> Result<Sealed<'_>, DecodeError> {
     }
     let signature_len = le32(body, part) as usize;
     if signature_len != SIGNATURE_LEN {
-        return Err(DecodeError::invalid(what, format!("signature length {signature_len}, not 16")));
+        return Err(DecodeError::invalid(
+            what,
+            format!("signature length {signature_len}, not 16"),
+        ));
     }
     let mut signature = [0u8; SIGNATURE_LEN];
     signature.copy_from_slice(&body[part + 4..part + 4 + SIGNATURE_LEN]);
     let start = part + 4 + SIGNATURE_LEN;
-    let sealed = body.get(start..start + original_len).ok_or_else(|| truncated(4 + SIGNATURE_LEN + original_len))?;
+    let sealed = body
+        .get(start..start + original_len)
+        .ok_or_else(|| truncated(4 + SIGNATURE_LEN + original_len))?;
     // What follows must be the closing boundary, else the Length lied.
     let tail = &body[start + original_len..];
     if !tail.starts_with(format!("--{BOUNDARY}").as_bytes()) {
-        return Err(DecodeError::invalid(what, "the sealed payload is not followed by the boundary"));
+        return Err(DecodeError::invalid(
+            what,
+            "the sealed payload is not followed by the boundary",
+        ));
     }
     Ok(Sealed {
         original_len,

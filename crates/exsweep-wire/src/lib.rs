@@ -23,9 +23,9 @@
 pub mod base64;
 pub mod dcerpc;
 mod error;
-mod le;
 pub mod http1;
 pub mod httpenc;
+mod le;
 pub mod ndr;
 pub mod ntlm;
 pub mod ntlmv2;
@@ -33,7 +33,7 @@ pub mod pe;
 pub mod regvalue;
 pub mod smbprobe;
 pub mod svcctl;
-pub mod wsman;
 pub mod winreg;
+pub mod wsman;
 
 pub use error::DecodeError;

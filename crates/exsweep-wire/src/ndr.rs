@@ -219,10 +219,7 @@ pub fn write_unicode_string(w: &mut Writer, units: &[u16], max_units: usize) {
 
 /// Reads an RPC_UNICODE_STRING (structure plus deferred pointee). `None` when the buffer
 /// pointer is null.
-pub fn read_unicode_string(
-    r: &mut Reader<'_>,
-    what: &'static str,
-) -> Result<Option<String>, DecodeError> {
+pub fn read_unicode_string(r: &mut Reader<'_>, what: &'static str) -> Result<Option<String>, DecodeError> {
     let length = r.u16(what)? as usize;
     let max_length = r.u16(what)? as usize;
     if length > max_length {
@@ -253,10 +250,7 @@ mod tests {
         assert_eq!(bytes.len(), 8 + 12 + 12);
         assert_eq!(&bytes[..4], &[12, 0, 12, 0]);
         let mut r = Reader::new(&bytes);
-        assert_eq!(
-            read_unicode_string(&mut r, "name").unwrap().as_deref(),
-            Some("Größe")
-        );
+        assert_eq!(read_unicode_string(&mut r, "name").unwrap().as_deref(), Some("Größe"));
         r.finish("name").unwrap();
     }
 

@@ -2,8 +2,8 @@
 //! NEGOTIATE message that asks a server to introduce itself, and the CHALLENGE message in
 //! which it does (its names, domain and OS version, in the target information).
 
-use crate::ndr::utf16le_to_string;
 use crate::le::{le16, le32};
+use crate::ndr::utf16le_to_string;
 use crate::DecodeError;
 
 pub const SIGNATURE: &[u8; 8] = b"NTLMSSP\0";
@@ -33,13 +33,13 @@ pub fn encode_negotiate() -> Vec<u8> {
 
 /// What the probe asks for: target information, no session security.
 pub const PROBE_FLAGS: u32 = NEGOTIATE_UNICODE
-        | NEGOTIATE_OEM
-        | REQUEST_TARGET
-        | NEGOTIATE_NTLM
-        | NEGOTIATE_ALWAYS_SIGN
-        | NEGOTIATE_EXTENDED_SESSIONSECURITY
-        | NEGOTIATE_TARGET_INFO
-        | NEGOTIATE_VERSION
+    | NEGOTIATE_OEM
+    | REQUEST_TARGET
+    | NEGOTIATE_NTLM
+    | NEGOTIATE_ALWAYS_SIGN
+    | NEGOTIATE_EXTENDED_SESSIONSECURITY
+    | NEGOTIATE_TARGET_INFO
+    | NEGOTIATE_VERSION
     | NEGOTIATE_128
     | NEGOTIATE_56;
 
@@ -98,8 +98,6 @@ pub struct Challenge {
     pub version: Option<NtlmVersion>,
 }
 
-
-
 /// The payload a `(Len, MaxLen, BufferOffset)` field at `at` points to.
 fn field<'a>(msg: &'a [u8], at: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
     let len = usize::from(le16(msg, at));
@@ -107,12 +105,14 @@ fn field<'a>(msg: &'a [u8], at: usize, what: &'static str) -> Result<&'a [u8], D
     if len == 0 {
         return Ok(&[]);
     }
-    msg.get(offset..).and_then(|b| b.get(..len)).ok_or(DecodeError::Truncated {
-        what,
-        offset,
-        need: len,
-        have: msg.len().saturating_sub(offset),
-    })
+    msg.get(offset..)
+        .and_then(|b| b.get(..len))
+        .ok_or(DecodeError::Truncated {
+            what,
+            offset,
+            need: len,
+            have: msg.len().saturating_sub(offset),
+        })
 }
 
 /// Decodes a CHALLENGE_MESSAGE ([MS-NLMP] 2.2.1.2). Bytes after the payloads are ignored:
@@ -134,7 +134,10 @@ pub fn decode_challenge(msg: &[u8]) -> Result<Challenge, DecodeError> {
         });
     }
     if &msg[..8] != SIGNATURE || le32(msg, 8) != 2 {
-        return Err(DecodeError::invalid("CHALLENGE message", "not an NTLMSSP type 2 message"));
+        return Err(DecodeError::invalid(
+            "CHALLENGE message",
+            "not an NTLMSSP type 2 message",
+        ));
     }
     let flags = le32(msg, 20);
     let name = field(msg, 12, "TargetName")?;
@@ -240,7 +243,10 @@ mod tests {
     #[test]
     fn av_pairs_without_eol_and_truncated_ones() {
         let mut pairs = vec![1, 0, 4, 0, b'A', 0, b'B', 0];
-        assert_eq!(decode_target_info(&pairs).unwrap().nb_computer_name.as_deref(), Some("AB"));
+        assert_eq!(
+            decode_target_info(&pairs).unwrap().nb_computer_name.as_deref(),
+            Some("AB")
+        );
         pairs[2] = 40;
         assert!(decode_target_info(&pairs).is_err());
     }

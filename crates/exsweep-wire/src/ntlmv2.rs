@@ -148,7 +148,9 @@ fn target_info_with_mic_flag(raw: &[u8]) -> Vec<u8> {
         match id {
             0 => break,
             6 => {
-                let old = raw.get(at + 4..at + 8).map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+                let old = raw
+                    .get(at + 4..at + 8)
+                    .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
                 out.extend_from_slice(&[6, 0, 4, 0]);
                 out.extend_from_slice(&(old | 0x2).to_le_bytes());
                 flags_written = true;
@@ -166,14 +168,22 @@ fn target_info_with_mic_flag(raw: &[u8]) -> Vec<u8> {
 
 /// The target-information bytes of a CHALLENGE message.
 fn raw_target_info(challenge: &[u8]) -> &[u8] {
-    let len = challenge.get(40..42).map_or(0, |b| usize::from(u16::from_le_bytes([b[0], b[1]])));
-    let offset = challenge.get(44..48).map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
+    let len = challenge
+        .get(40..42)
+        .map_or(0, |b| usize::from(u16::from_le_bytes([b[0], b[1]])));
+    let offset = challenge
+        .get(44..48)
+        .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
     challenge.get(offset..).and_then(|b| b.get(..len)).unwrap_or(&[])
 }
 
 /// Builds the AUTHENTICATE message for `challenge_message` (the raw CHALLENGE), answering the
 /// `negotiate_message` this client sent ([MS-NLMP] 3.1.5.1.2).
-pub fn authenticate(negotiate_message: &[u8], challenge_message: &[u8], input: &AuthInput<'_>) -> Result<Authenticated, DecodeError> {
+pub fn authenticate(
+    negotiate_message: &[u8],
+    challenge_message: &[u8],
+    input: &AuthInput<'_>,
+) -> Result<Authenticated, DecodeError> {
     let challenge: Challenge = ntlm::decode_challenge(challenge_message)?;
     let flags = challenge.flags & CLIENT_FLAGS | ntlm::NEGOTIATE_UNICODE;
     let time = challenge.target_info.timestamp.unwrap_or(input.fallback_time);
@@ -324,7 +334,10 @@ impl Sealer {
         self.rc4.apply(&mut plaintext);
         let expected = self.signature(&plaintext);
         if &expected != signature {
-            return Err(DecodeError::invalid("NTLM signature", "does not match the message (tampered or out of sequence)"));
+            return Err(DecodeError::invalid(
+                "NTLM signature",
+                "does not match the message (tampered or out of sequence)",
+            ));
         }
         Ok(plaintext)
     }
@@ -335,13 +348,19 @@ mod tests {
     use super::*;
 
     fn hex(s: &str) -> Vec<u8> {
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
     }
 
     /// [MS-NLMP] 4.2.4.1.1 NTOWFv2 of User / Domain / Password.
     #[test]
     fn ntowf_v2_matches_the_spec() {
-        assert_eq!(ntowf_v2("Password", "User", "Domain").to_vec(), hex("0c868a403bfd7a93a3001ef22ef02e3f"));
+        assert_eq!(
+            ntowf_v2("Password", "User", "Domain").to_vec(),
+            hex("0c868a403bfd7a93a3001ef22ef02e3f")
+        );
     }
 
     /// RC4 test vector (RFC 6229 key 0x0102030405, first bytes of the keystream).

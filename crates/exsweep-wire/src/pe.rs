@@ -11,8 +11,8 @@
 
 use std::fmt;
 
-use crate::ndr::utf16le_to_string;
 use crate::le::{le16, le32};
+use crate::ndr::utf16le_to_string;
 use crate::DecodeError;
 
 /// Bytes asked for at least, per read: headers and small resource directories usually fit
@@ -308,7 +308,11 @@ impl VersionLocator {
         if resource_rva == 0 || resource_size == 0 {
             return Ok(no_version);
         }
-        let table = self.get("section table", pe_offset + 24 + optional_len as u64, section_count * 40)?;
+        let table = self.get(
+            "section table",
+            pe_offset + 24 + optional_len as u64,
+            section_count * 40,
+        )?;
         let sections: Vec<Section> = table.chunks_exact(40).map(Section::parse).collect();
         let tree = ResourceTree {
             base: rva_to_offset(&sections, resource_rva, "resource directory")?,
@@ -332,7 +336,11 @@ impl VersionLocator {
         let data_entry = self.get("resource data entry", tree.offset(language_entry, 16)?, 16)?;
         let (data_rva, data_size) = (le32(data_entry, 0), le32(data_entry, 4));
         if data_size > MAX_VERSION_RESOURCE {
-            return Err(too_long("version resource", data_size as usize, MAX_VERSION_RESOURCE as usize));
+            return Err(too_long(
+                "version resource",
+                data_size as usize,
+                MAX_VERSION_RESOURCE as usize,
+            ));
         }
         let data_offset = rva_to_offset(&sections, data_rva, "version resource")?;
         let data = self.get("version resource", data_offset, data_size as usize)?;
@@ -361,7 +369,10 @@ impl VersionLocator {
         let mut entries = entries.chunks_exact(8).map(|e| (le32(e, 0), le32(e, 4)));
         Ok(match pick {
             Pick::First => entries.next().map(|(_, value)| value),
-            Pick::Id(id) => entries.skip(named).find(|(name, _)| *name == id).map(|(_, value)| value),
+            Pick::Id(id) => entries
+                .skip(named)
+                .find(|(name, _)| *name == id)
+                .map(|(_, value)| value),
         })
     }
 }
@@ -381,7 +392,9 @@ impl ResourceTree {
     /// File offset of `len` bytes at `at` within the tree; outside the tree is an error.
     fn offset(&self, at: u32, len: u64) -> Result<u64, Stop> {
         if u64::from(at) + len > u64::from(self.size) {
-            return Err(DecodeError::invalid("resource tree", format!("offset {at:#x} outside the resource section")).into());
+            return Err(
+                DecodeError::invalid("resource tree", format!("offset {at:#x} outside the resource section")).into(),
+            );
         }
         Ok(self.base + u64::from(at))
     }
@@ -429,8 +442,6 @@ fn too_long(what: &'static str, len: usize, limit: usize) -> Stop {
     Stop::Bad(DecodeError::TooLong { what, len, limit })
 }
 
-
-
 /// Drives a [`VersionLocator`] over a file held in memory (tests, fuzzing, local files).
 pub fn version_of(file: &[u8]) -> Result<PeVersion, DecodeError> {
     let mut locator = VersionLocator::new(file.len() as u64);
@@ -477,7 +488,10 @@ fn node(data: &[u8], start: usize, limit: usize) -> Result<Node<'_>, DecodeError
     let value_length = usize::from(le16(data, start + 2));
     let is_text = le16(data, start + 4) == 1;
     if length < 6 {
-        return Err(DecodeError::invalid(what, format!("wLength {length} at offset {start}")));
+        return Err(DecodeError::invalid(
+            what,
+            format!("wLength {length} at offset {start}"),
+        ));
     }
     // Some producers count a node a little past its parent; the parent's end is the bound.
     let end = (start + length).min(limit);
@@ -487,7 +501,10 @@ fn node(data: &[u8], start: usize, limit: usize) -> Result<Node<'_>, DecodeError
         at += 2;
     }
     if at + 2 > end {
-        return Err(DecodeError::invalid(what, format!("key without terminator at offset {start}")));
+        return Err(DecodeError::invalid(
+            what,
+            format!("key without terminator at offset {start}"),
+        ));
     }
     let key = utf16le_to_string(&data[key_start..at]);
     let value_start = align4(at + 2).min(end);
@@ -535,13 +552,19 @@ fn text_value(node: &Node<'_>) -> String {
 pub fn decode_version_info(data: &[u8]) -> Result<VersionInfo, DecodeError> {
     let root = node(data, 0, data.len())?;
     if root.key != "VS_VERSION_INFO" {
-        return Err(DecodeError::invalid("VS_VERSIONINFO", format!("root key {:?}", root.key)));
+        return Err(DecodeError::invalid(
+            "VS_VERSIONINFO",
+            format!("root key {:?}", root.key),
+        ));
     }
     let mut info = VersionInfo::default();
     if root.value.len() >= FIXED_FILE_INFO_LEN {
         let v = root.value;
         if le32(v, 0) != VS_FFI_SIGNATURE {
-            return Err(DecodeError::invalid("VS_FIXEDFILEINFO", format!("signature {:#010x}", le32(v, 0))));
+            return Err(DecodeError::invalid(
+                "VS_FIXEDFILEINFO",
+                format!("signature {:#010x}", le32(v, 0)),
+            ));
         }
         info.fixed = Some(FixedFileInfo {
             file_version: FourPart::from_ms_ls(le32(v, 8), le32(v, 12)),
@@ -566,7 +589,16 @@ pub fn decode_version_info(data: &[u8]) -> Result<VersionInfo, DecodeError> {
                 for table in children(data, child.children.clone())? {
                     let strings = children(data, table.children.clone())?
                         .iter()
-                        .map(|s| (s.key.clone(), if s.is_text || !s.value.is_empty() { text_value(s) } else { String::new() }))
+                        .map(|s| {
+                            (
+                                s.key.clone(),
+                                if s.is_text || !s.value.is_empty() {
+                                    text_value(s)
+                                } else {
+                                    String::new()
+                                },
+                            )
+                        })
                         .collect();
                     info.string_tables.push(StringTable {
                         key: table.key.clone(),
@@ -617,7 +649,21 @@ mod tests {
 
     fn sample() -> Vec<u8> {
         let mut fixed = Vec::new();
-        for n in [VS_FFI_SIGNATURE, 0x10000, 0x0006_0000, 0x1AB3_0001, 0x0006_0000, 0x1AB3_0000, 0x3f, 0, 0x40004, 1, 0, 0, 0] {
+        for n in [
+            VS_FFI_SIGNATURE,
+            0x10000,
+            0x0006_0000,
+            0x1AB3_0001,
+            0x0006_0000,
+            0x1AB3_0000,
+            0x3f,
+            0,
+            0x40004,
+            1,
+            0,
+            0,
+            0,
+        ] {
             fixed.extend_from_slice(&n.to_le_bytes());
         }
         let string = build("FileVersion", true, &utf16z("6.0.6835.0"), 11, &[]);

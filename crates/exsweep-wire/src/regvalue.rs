@@ -26,7 +26,10 @@ pub enum RegData {
     MultiSz(Vec<String>),
     Qword(u64),
     /// A type this crate does not interpret, or data whose length does not fit its type.
-    Raw { value_type: u32, bytes: Vec<u8> },
+    Raw {
+        value_type: u32,
+        bytes: Vec<u8>,
+    },
 }
 
 impl RegData {
@@ -144,14 +147,23 @@ mod tests {
         assert_eq!(RegData::decode(REG_NONE, &[]), RegData::None(vec![]));
         assert_eq!(
             RegData::decode(9, &[1]),
-            RegData::Raw { value_type: 9, bytes: vec![1] }
+            RegData::Raw {
+                value_type: 9,
+                bytes: vec![1]
+            }
         );
     }
 
     #[test]
     fn short_dword_is_kept_as_raw_bytes() {
         let data = RegData::decode(REG_DWORD, &[1, 2, 3]);
-        assert_eq!(data, RegData::Raw { value_type: REG_DWORD, bytes: vec![1, 2, 3] });
+        assert_eq!(
+            data,
+            RegData::Raw {
+                value_type: REG_DWORD,
+                bytes: vec![1, 2, 3]
+            }
+        );
         assert_eq!(data.type_name(), "REG_DWORD");
     }
 }

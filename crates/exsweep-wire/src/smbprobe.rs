@@ -33,7 +33,10 @@ pub fn frame(message: &[u8]) -> Vec<u8> {
 /// The length announced by a direct-TCP header, refused when over the probe's bound.
 pub fn frame_len(header: [u8; 4]) -> Result<usize, DecodeError> {
     if header[0] != 0 {
-        return Err(DecodeError::invalid("transport header", format!("type {:#04x}", header[0])));
+        return Err(DecodeError::invalid(
+            "transport header",
+            format!("type {:#04x}", header[0]),
+        ));
     }
     let len = usize::from(header[1]) << 16 | usize::from(header[2]) << 8 | usize::from(header[3]);
     if len > MAX_PROBE_MESSAGE {
@@ -45,8 +48,6 @@ pub fn frame_len(header: [u8; 4]) -> Result<usize, DecodeError> {
     }
     Ok(len)
 }
-
-
 
 fn truncated(what: &'static str, need: usize, have: usize) -> DecodeError {
     DecodeError::Truncated {
@@ -67,7 +68,7 @@ pub fn encode_smb1_negotiate() -> Vec<u8> {
     m.push(0x72); // SMB_COM_NEGOTIATE
     m.extend_from_slice(&0u32.to_le_bytes()); // Status
     m.push(0x18); // Flags: canonicalized paths, case-insensitive
-    // Flags2: unicode, NT status codes, extended security, long names.
+                  // Flags2: unicode, NT status codes, extended security, long names.
     m.extend_from_slice(&0xC801u16.to_le_bytes());
     m.extend_from_slice(&[0; 12]); // PIDHigh, SecurityFeatures, Reserved
     m.extend_from_slice(&0xFFFFu16.to_le_bytes()); // TID
@@ -108,7 +109,10 @@ pub fn decode_smb1_negotiate_response(msg: &[u8]) -> Result<Smb1Answer, DecodeEr
         return Err(truncated("SMB1 NEGOTIATE response", SMB1_HEADER_LEN + 1, msg.len()));
     }
     if &msg[..4] != b"\xffSMB" || msg[4] != 0x72 {
-        return Err(DecodeError::invalid("SMB1 NEGOTIATE response", "not an SMB1 NEGOTIATE answer"));
+        return Err(DecodeError::invalid(
+            "SMB1 NEGOTIATE response",
+            "not an SMB1 NEGOTIATE answer",
+        ));
     }
     let status = le32(msg, 5);
     let word_count = usize::from(msg[SMB1_HEADER_LEN]);
@@ -256,12 +260,15 @@ pub fn decode_smb2_session_setup_response(msg: &[u8]) -> Result<(u32, &[u8]), De
     if len == 0 {
         return Ok((status, &[]));
     }
-    let blob = msg.get(offset..).and_then(|b| b.get(..len)).ok_or(DecodeError::Truncated {
-        what: "SESSION_SETUP security buffer",
-        offset,
-        need: len,
-        have: msg.len().saturating_sub(offset),
-    })?;
+    let blob = msg
+        .get(offset..)
+        .and_then(|b| b.get(..len))
+        .ok_or(DecodeError::Truncated {
+            what: "SESSION_SETUP security buffer",
+            offset,
+            need: len,
+            have: msg.len().saturating_sub(offset),
+        })?;
     Ok((status, blob))
 }
 

@@ -3,9 +3,9 @@
 //! stubs. Nothing here starts, stops or changes a service: exsweep only reads.
 
 use crate::dcerpc::SyntaxId;
+use crate::le::le32;
 use crate::ndr::{utf16_units, utf16le_to_string, Reader, Writer};
 use crate::winreg::Win32Status;
-use crate::le::le32;
 use crate::DecodeError;
 
 /// [MS-SCMR] 1.9: svcctl, 367abb81-9844-35f1-ad32-98f038001003 v2.0.
@@ -112,7 +112,6 @@ pub struct ServiceEntry {
     pub display_name: String,
     pub status: ServiceStatus,
 }
-
 
 /// A `[string] wchar_t*` pointee: conformant-varying, NUL-terminated.
 fn write_string(w: &mut Writer, s: &str) {
@@ -248,7 +247,10 @@ pub fn decode_enum_services_status_response(stub: &[u8]) -> Result<EnumServicesR
 /// A NUL-terminated UTF-16 string at `offset` in an enumeration buffer.
 fn string_at(buffer: &[u8], offset: u32, what: &'static str) -> Result<String, DecodeError> {
     let tail = buffer.get(offset as usize..).ok_or_else(|| {
-        DecodeError::invalid(what, format!("offset {offset} outside the {}-byte buffer", buffer.len()))
+        DecodeError::invalid(
+            what,
+            format!("offset {offset} outside the {}-byte buffer", buffer.len()),
+        )
     })?;
     let end = tail
         .chunks_exact(2)

@@ -169,12 +169,7 @@ pub fn encode_enum_key(key: &KeyHandle, index: u32, name_capacity: usize) -> Vec
 }
 
 /// BaseRegEnumValue: the `index`th value's name, type and (when `data_capacity` is given) data.
-pub fn encode_enum_value(
-    key: &KeyHandle,
-    index: u32,
-    name_capacity: usize,
-    data_capacity: Option<u32>,
-) -> Vec<u8> {
+pub fn encode_enum_value(key: &KeyHandle, index: u32, name_capacity: usize, data_capacity: Option<u32>) -> Vec<u8> {
     let mut w = Writer::new();
     w.bytes(&key.0);
     w.u32(index);
@@ -347,10 +342,7 @@ mod tests {
     fn winreg_uuid_is_in_wire_order() {
         assert_eq!(
             WINREG_SYNTAX.uuid,
-            [
-                0x01, 0xd0, 0x8c, 0x33, 0x44, 0x22, 0xf1, 0x31, 0xaa, 0xaa, 0x90, 0x00, 0x38,
-                0x00, 0x10, 0x03
-            ]
+            [0x01, 0xd0, 0x8c, 0x33, 0x44, 0x22, 0xf1, 0x31, 0xaa, 0xaa, 0x90, 0x00, 0x38, 0x00, 0x10, 0x03]
         );
     }
 

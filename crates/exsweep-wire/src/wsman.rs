@@ -79,14 +79,22 @@ pub fn envelope(h: &Header<'_>, body: &str) -> String {
     if !h.selectors.is_empty() {
         head.push_str("<w:SelectorSet>");
         for (name, value) in h.selectors {
-            head.push_str(&format!("<w:Selector Name=\"{}\">{}</w:Selector>", escape(name), escape(value)));
+            head.push_str(&format!(
+                "<w:Selector Name=\"{}\">{}</w:Selector>",
+                escape(name),
+                escape(value)
+            ));
         }
         head.push_str("</w:SelectorSet>");
     }
     if !h.options.is_empty() {
         head.push_str("<w:OptionSet>");
         for (name, value) in h.options {
-            head.push_str(&format!("<w:Option Name=\"{}\">{}</w:Option>", escape(name), escape(value)));
+            head.push_str(&format!(
+                "<w:Option Name=\"{}\">{}</w:Option>",
+                escape(name),
+                escape(value)
+            ));
         }
         head.push_str("</w:OptionSet>");
     }
@@ -100,7 +108,9 @@ xmlns:p=\"http://schemas.microsoft.com/wbem/wsman/1/wsman.xsd\" xmlns:rsp=\"http
 
 /// Enumerate, optimised (items in the answer), with a WQL filter when given.
 pub fn enumerate_body(wql: Option<&str>, max_elements: u32) -> String {
-    let filter = wql.map_or_else(String::new, |q| format!("<w:Filter Dialect=\"{DIALECT_WQL}\">{}</w:Filter>", escape(q)));
+    let filter = wql.map_or_else(String::new, |q| {
+        format!("<w:Filter Dialect=\"{DIALECT_WQL}\">{}</w:Filter>", escape(q))
+    });
     format!("<n:Enumerate><w:OptimizeEnumeration/><w:MaxElements>{max_elements}</w:MaxElements>{filter}</n:Enumerate>")
 }
 
@@ -126,16 +136,29 @@ pub fn shell_create_body() -> String {
 }
 
 pub fn command_body(command: &str, arguments: &[&str]) -> String {
-    let args: String = arguments.iter().map(|a| format!("<rsp:Arguments>{}</rsp:Arguments>", escape(a))).collect();
-    format!("<rsp:CommandLine><rsp:Command>{}</rsp:Command>{args}</rsp:CommandLine>", escape(command))
+    let args: String = arguments
+        .iter()
+        .map(|a| format!("<rsp:Arguments>{}</rsp:Arguments>", escape(a)))
+        .collect();
+    format!(
+        "<rsp:CommandLine><rsp:Command>{}</rsp:Command>{args}</rsp:CommandLine>",
+        escape(command)
+    )
 }
 
 pub fn receive_body(command_id: &str) -> String {
-    format!("<rsp:Receive><rsp:DesiredStream CommandId=\"{}\">stdout stderr</rsp:DesiredStream></rsp:Receive>", escape(command_id))
+    format!(
+        "<rsp:Receive><rsp:DesiredStream CommandId=\"{}\">stdout stderr</rsp:DesiredStream></rsp:Receive>",
+        escape(command_id)
+    )
 }
 
 pub fn signal_body(command_id: &str, code: &str) -> String {
-    format!("<rsp:Signal CommandId=\"{}\"><rsp:Code>{}</rsp:Code></rsp:Signal>", escape(command_id), escape(code))
+    format!(
+        "<rsp:Signal CommandId=\"{}\"><rsp:Code>{}</rsp:Code></rsp:Signal>",
+        escape(command_id),
+        escape(code)
+    )
 }
 
 // --- parsing -------------------------------------------------------------------------------
@@ -225,7 +248,11 @@ pub fn parse_tree(xml: &[u8]) -> Result<Node, DecodeError> {
             }
             Event::End(_) => {
                 let node = stack.pop().ok_or_else(|| bad(&"unbalanced end tag"))?;
-                stack.last_mut().ok_or_else(|| bad(&"unbalanced end tag"))?.children.push(node);
+                stack
+                    .last_mut()
+                    .ok_or_else(|| bad(&"unbalanced end tag"))?
+                    .children
+                    .push(node);
             }
             Event::Text(t) => {
                 let text = t.decode().map_err(|e| bad(&e))?;
@@ -287,7 +314,10 @@ pub struct Item {
 
 impl Item {
     pub fn get(&self, name: &str) -> Option<&Prop> {
-        self.properties.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, p)| p)
+        self.properties
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, p)| p)
     }
 
     /// A property as text (the first element of a list).
@@ -302,7 +332,11 @@ impl Item {
     fn from_node(node: &Node) -> Item {
         let mut properties: Vec<(String, Prop)> = Vec::new();
         for c in &node.children {
-            let value = if c.attr("nil") == Some("true") { None } else { Some(c.all_text()) };
+            let value = if c.attr("nil") == Some("true") {
+                None
+            } else {
+                Some(c.all_text())
+            };
             match (properties.iter_mut().find(|(n, _)| *n == c.name), value) {
                 (Some((_, Prop::List(v))), Some(t)) => v.push(t),
                 (Some((_, existing @ Prop::Text(_))), Some(t)) => {
@@ -335,8 +369,12 @@ pub enum Answer {
     },
     /// A method's `*_OUTPUT`.
     Output(Item),
-    ShellCreated { shell_id: String },
-    CommandStarted { command_id: String },
+    ShellCreated {
+        shell_id: String,
+    },
+    CommandStarted {
+        command_id: String,
+    },
     Received {
         stdout: Vec<u8>,
         stderr: Vec<u8>,
@@ -366,7 +404,10 @@ impl Fault {
             FaultKind::AccessDenied
         } else if sub.ends_with("timedout") {
             FaultKind::Timeout
-        } else if sub.ends_with("destinationunreachable") || sub.ends_with("invalidselectors") || sub.ends_with("cannotprocessfilter") {
+        } else if sub.ends_with("destinationunreachable")
+            || sub.ends_with("invalidselectors")
+            || sub.ends_with("cannotprocessfilter")
+        {
             FaultKind::NotFound
         } else if sub.ends_with("quotalimit") {
             FaultKind::Quota
@@ -390,15 +431,24 @@ pub enum FaultKind {
 pub fn parse_answer(xml: &[u8]) -> Result<Result<Answer, Fault>, DecodeError> {
     let root = parse_tree(xml)?;
     if root.name != "Envelope" {
-        return Err(DecodeError::invalid("WS-Management answer", format!("root element {:?}", root.name)));
+        return Err(DecodeError::invalid(
+            "WS-Management answer",
+            format!("root element {:?}", root.name),
+        ));
     }
-    let body = root.child("Body").ok_or_else(|| DecodeError::invalid("WS-Management answer", "no Body"))?;
+    let body = root
+        .child("Body")
+        .ok_or_else(|| DecodeError::invalid("WS-Management answer", "no Body"))?;
     let Some(first) = body.children.first() else {
         // A Create answer may carry the shell id only in the header's selectors.
-        return Ok(Ok(match root.find("Selector").filter(|s| s.attr("Name") == Some("ShellId")) {
-            Some(s) => Answer::ShellCreated { shell_id: s.text.trim().to_owned() },
-            None => Answer::Empty,
-        }));
+        return Ok(Ok(
+            match root.find("Selector").filter(|s| s.attr("Name") == Some("ShellId")) {
+                Some(s) => Answer::ShellCreated {
+                    shell_id: s.text.trim().to_owned(),
+                },
+                None => Answer::Empty,
+            },
+        ));
     };
     Ok(match first.name.as_str() {
         "Fault" => {
@@ -415,7 +465,10 @@ pub fn parse_answer(xml: &[u8]) -> Result<Result<Answer, Fault>, DecodeError> {
                 subcode: value(&["Code", "Subcode", "Value"]),
                 reason: value(&["Reason", "Text"]),
                 wsman_code: detail.and_then(|d| d.attr("Code")).and_then(|c| c.parse().ok()),
-                message: detail.and_then(|d| d.child("Message")).map(|m| m.all_text().trim().to_owned()).unwrap_or_default(),
+                message: detail
+                    .and_then(|d| d.child("Message"))
+                    .map(|m| m.all_text().trim().to_owned())
+                    .unwrap_or_default(),
             })
         }
         "EnumerateResponse" | "PullResponse" => {
@@ -425,7 +478,10 @@ pub fn parse_answer(xml: &[u8]) -> Result<Result<Answer, Fault>, DecodeError> {
                 .unwrap_or_default();
             Ok(Answer::Items {
                 items,
-                context: first.child("EnumerationContext").map(|c| c.text.trim().to_owned()).filter(|c| !c.is_empty()),
+                context: first
+                    .child("EnumerationContext")
+                    .map(|c| c.text.trim().to_owned())
+                    .filter(|c| !c.is_empty()),
                 end_of_sequence: first.child("EndOfSequence").is_some(),
             })
         }
@@ -433,7 +489,11 @@ pub fn parse_answer(xml: &[u8]) -> Result<Result<Answer, Fault>, DecodeError> {
             let id = first
                 .child("ShellId")
                 .map(|n| n.text.trim().to_owned())
-                .or_else(|| root.find("Selector").filter(|s| s.attr("Name") == Some("ShellId")).map(|s| s.text.trim().to_owned()))
+                .or_else(|| {
+                    root.find("Selector")
+                        .filter(|s| s.attr("Name") == Some("ShellId"))
+                        .map(|s| s.text.trim().to_owned())
+                })
                 .ok_or_else(|| DecodeError::invalid("Create answer", "no ShellId"))?;
             Ok(Answer::ShellCreated { shell_id: id })
         }
@@ -446,7 +506,8 @@ pub fn parse_answer(xml: &[u8]) -> Result<Result<Answer, Fault>, DecodeError> {
         "ReceiveResponse" => {
             let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
             for stream in first.children.iter().filter(|c| c.name == "Stream") {
-                let bytes = crate::base64::decode(&stream.text).ok_or_else(|| DecodeError::invalid("shell stream", "not base64"))?;
+                let bytes = crate::base64::decode(&stream.text)
+                    .ok_or_else(|| DecodeError::invalid("shell stream", "not base64"))?;
                 match stream.attr("Name") {
                     Some("stderr") => stderr.extend(bytes),
                     _ => stdout.extend(bytes),
@@ -456,8 +517,12 @@ pub fn parse_answer(xml: &[u8]) -> Result<Result<Answer, Fault>, DecodeError> {
             Ok(Answer::Received {
                 stdout,
                 stderr,
-                done: state.and_then(|s| s.attr("State")).is_some_and(|s| s.ends_with("/Done")),
-                exit_code: state.and_then(|s| s.child("ExitCode")).and_then(|c| c.text.trim().parse().ok()),
+                done: state
+                    .and_then(|s| s.attr("State"))
+                    .is_some_and(|s| s.ends_with("/Done")),
+                exit_code: state
+                    .and_then(|s| s.child("ExitCode"))
+                    .and_then(|c| c.text.trim().parse().ok()),
             })
         }
         name if name.ends_with("_OUTPUT") => Ok(Answer::Output(Item::from_node(first))),
@@ -495,7 +560,12 @@ mod tests {
 <p:Win32_Service xmlns:p="c" xmlns:xsi="i"><p:Name>W3SVC</p:Name><p:State>Running</p:State><p:Desc xsi:nil="true"/></p:Win32_Service>
 <p:Win32_QuickFixEngineering xmlns:p="c"><p:HotFixID>KB1</p:HotFixID><p:InstalledOn><cim:Datetime xmlns:cim="d">2021-02-09T00:00:00Z</cim:Datetime></p:InstalledOn><p:Tag>a</p:Tag><p:Tag>b</p:Tag></p:Win32_QuickFixEngineering>
 </w:Items><w:EndOfSequence/></n:EnumerateResponse></s:Body></s:Envelope>"#;
-        let Ok(Answer::Items { items, end_of_sequence, .. }) = parse_answer(items).unwrap() else { panic!() };
+        let Ok(Answer::Items {
+            items, end_of_sequence, ..
+        }) = parse_answer(items).unwrap()
+        else {
+            panic!()
+        };
         assert!(end_of_sequence);
         assert_eq!(items[0].class, "Win32_Service");
         assert_eq!(items[0].text("state"), Some("Running"));
@@ -505,18 +575,33 @@ mod tests {
 
         let fault = br#"<s:Envelope xmlns:s="x"><s:Body><s:Fault><s:Code><s:Value>s:Sender</s:Value><s:Subcode><s:Value>w:AccessDenied</s:Value></s:Subcode></s:Code><s:Reason><s:Text xml:lang="">Access is denied. </s:Text></s:Reason><s:Detail><f:WSManFault xmlns:f="f" Code="5" Machine="h"><f:Message>Access is denied. </f:Message></f:WSManFault></s:Detail></s:Fault></s:Body></s:Envelope>"#;
         let Err(f) = parse_answer(fault).unwrap() else { panic!() };
-        assert_eq!((f.kind(), f.wsman_code, f.reason.as_str()), (FaultKind::AccessDenied, Some(5), "Access is denied."));
+        assert_eq!(
+            (f.kind(), f.wsman_code, f.reason.as_str()),
+            (FaultKind::AccessDenied, Some(5), "Access is denied.")
+        );
 
         let received = br#"<s:Envelope xmlns:s="x"><s:Body><rsp:ReceiveResponse xmlns:rsp="r"><rsp:Stream Name="stdout" CommandId="c">aGVsbG8K</rsp:Stream><rsp:Stream Name="stdout" CommandId="c" End="true"></rsp:Stream><rsp:CommandState CommandId="c" State="http://schemas.microsoft.com/wbem/wsman/1/windows/shell/CommandState/Done"><rsp:ExitCode>0</rsp:ExitCode></rsp:CommandState></rsp:ReceiveResponse></s:Body></s:Envelope>"#;
         assert_eq!(
             parse_answer(received).unwrap(),
-            Ok(Answer::Received { stdout: b"hello\n".to_vec(), stderr: vec![], done: true, exit_code: Some(0) })
+            Ok(Answer::Received {
+                stdout: b"hello\n".to_vec(),
+                stderr: vec![],
+                done: true,
+                exit_code: Some(0)
+            })
         );
     }
 
     #[test]
     fn malformed_xml_is_an_error_not_a_panic() {
-        for bad in [&b"<a><b></a>"[..], b"", b"<s:Envelope>", b"<x/>", b"<?xml?><s:Envelope><s:Body>", b"<a b='&bogus;'/>"] {
+        for bad in [
+            &b"<a><b></a>"[..],
+            b"",
+            b"<s:Envelope>",
+            b"<x/>",
+            b"<?xml?><s:Envelope><s:Body>",
+            b"<a b='&bogus;'/>",
+        ] {
             let _ = parse_answer(bad);
         }
         let deep = "<a>".repeat(100) + &"</a>".repeat(100);

@@ -6,7 +6,10 @@ use exsweep_wire::httpenc;
 use exsweep_wire::ntlmv2::{self, AuthInput, Direction, Sealer};
 
 fn hex(s: &str) -> Vec<u8> {
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
 }
 
 const FLAGS: u32 = 0xe28a_8235;
@@ -38,7 +41,10 @@ fn ms_nlmp_4_2_4_ntlmv2_response_and_keys() {
     let m = &out.message;
     let key_len = u16::from_le_bytes([m[52], m[53]]) as usize;
     let key_at = u32::from_le_bytes([m[56], m[57], m[58], m[59]]) as usize;
-    assert_eq!(m[key_at..key_at + key_len].to_vec(), hex("c5dad2544fc9799094ce1ce90bc9d03e"));
+    assert_eq!(
+        m[key_at..key_at + key_len].to_vec(),
+        hex("c5dad2544fc9799094ce1ce90bc9d03e")
+    );
     // 4.2.4.2.1 LMv2 response (no timestamp in this CHALLENGE).
     let lm_at = u32::from_le_bytes([m[16], m[17], m[18], m[19]]) as usize;
     assert_eq!(m[lm_at..lm_at + 16].to_vec(), hex("86c35097ac9cec102554764a57cccc19"));
@@ -94,7 +100,10 @@ fn client_messages_seal_to_the_known_bytes_and_bodies() {
         assert_eq!(sealed, hex(ciphertext));
         let body = httpenc::encode(plaintext.len(), &sig, &sealed);
         let parsed = httpenc::decode(&body).unwrap();
-        assert_eq!((parsed.original_len, parsed.signature, parsed.sealed), (plaintext.len(), sig, sealed.as_slice()));
+        assert_eq!(
+            (parsed.original_len, parsed.signature, parsed.sealed),
+            (plaintext.len(), sig, sealed.as_slice())
+        );
     }
     // The second body, byte for byte as pyspnego framed it.
     let body = hex(concat!(

@@ -32,23 +32,38 @@ fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
 fn full_32_bit_exe() {
     let v = version("v32-full.exe");
     assert_eq!((v.machine, v.pe32_plus, v.machine_name()), (0x14c, false, "i386"));
-    assert_eq!(v.resource, Some(ResourceLocation { offset: 0x858, size: 904 }));
+    assert_eq!(
+        v.resource,
+        Some(ResourceLocation {
+            offset: 0x858,
+            size: 904
+        })
+    );
     let info = v.version.as_ref().unwrap();
     let fixed = info.fixed.unwrap();
     assert_eq!(fixed.file_version.to_string(), "6.0.6603.1");
     assert_eq!(fixed.product_version.to_string(), "6.0.6603.1");
-    assert_eq!((fixed.file_flags_mask, fixed.file_flags, fixed.file_os, fixed.file_type), (0x3f, 0, 0x40004, 1));
+    assert_eq!(
+        (fixed.file_flags_mask, fixed.file_flags, fixed.file_os, fixed.file_type),
+        (0x3f, 0, 0x40004, 1)
+    );
     assert_eq!(
         strings(&v, "040904B0"),
         pairs(&[
             ("CompanyName", "exsweep test data"),
-            ("FileDescription", "exsweep test data: 32-bit EXE with a full version resource"),
+            (
+                "FileDescription",
+                "exsweep test data: 32-bit EXE with a full version resource"
+            ),
             ("FileVersion", "6.0.6603.1"),
             ("InternalName", "v32-full"),
             ("OriginalFilename", "v32-full.exe"),
             ("ProductName", "exsweep PE fixtures"),
             ("ProductVersion", "6.0.6603.1"),
-            ("LegalCopyright", "No rights reserved; made with GNU binutils (mingw-w64)"),
+            (
+                "LegalCopyright",
+                "No rights reserved; made with GNU binutils (mingw-w64)"
+            ),
         ])
     );
     assert_eq!(info.translations, vec![(0x0409, 1200)]);
@@ -58,7 +73,13 @@ fn full_32_bit_exe() {
 fn sixty_four_bit_dll_whose_texts_differ_from_the_fixed_versions() {
     let v = version("v64-text-differs.dll");
     assert_eq!((v.machine, v.pe32_plus, v.machine_name()), (0x8664, true, "x64"));
-    assert_eq!(v.resource, Some(ResourceLocation { offset: 0x858, size: 924 }));
+    assert_eq!(
+        v.resource,
+        Some(ResourceLocation {
+            offset: 0x858,
+            size: 924
+        })
+    );
     let info = v.version.as_ref().unwrap();
     let fixed = info.fixed.unwrap();
     assert_eq!(fixed.file_version.to_string(), "15.2.792.5");
@@ -71,7 +92,11 @@ fn sixty_four_bit_dll_whose_texts_differ_from_the_fixed_versions() {
 
 #[test]
 fn files_without_a_version_resource_say_so() {
-    for (name, machine) in [("noversion.exe", 0x14c), ("noversion-rcdata.dll", 0x8664), ("cli-32.exe", 0x14c)] {
+    for (name, machine) in [
+        ("noversion.exe", 0x14c),
+        ("noversion-rcdata.dll", 0x8664),
+        ("cli-32.exe", 0x14c),
+    ] {
         let v = version(name);
         assert_eq!(v.machine, machine, "{name}");
         assert_eq!(v.version, None, "{name}");
@@ -105,9 +130,15 @@ fn every_string_table_of_a_multilingual_file() {
         info.string("FileDescription"),
         Some("exsweep Testdaten: mehrere Sprachen – Größe")
     );
-    assert_eq!(strings(&v, "041104B0")[1], ("FileDescription".into(), "exsweep テストデータ".into()));
+    assert_eq!(
+        strings(&v, "041104B0")[1],
+        ("FileDescription".into(), "exsweep テストデータ".into())
+    );
     assert_eq!(strings(&v, "0C0A04B0"), pairs(&[("Comments", "es")]));
-    assert_eq!(info.translations, vec![(0x0407, 1252), (0x0409, 1200), (0x0411, 1200), (0x0c0a, 1200)]);
+    assert_eq!(
+        info.translations,
+        vec![(0x0407, 1252), (0x0409, 1200), (0x0411, 1200), (0x0c0a, 1200)]
+    );
 }
 
 #[test]
@@ -135,13 +166,19 @@ fn only_the_needed_ranges_are_read() {
                 Step::Done(v) => break v,
                 Step::Read(r) => {
                     let start = r.offset as usize;
-                    locator.feed(bytes[start..(start + r.len as usize).min(bytes.len())].to_vec()).unwrap();
+                    locator
+                        .feed(bytes[start..(start + r.len as usize).min(bytes.len())].to_vec())
+                        .unwrap();
                 }
             }
         };
         assert!(found.version.is_some());
         assert!(locator.reads() <= 4, "{name}: {} reads", locator.reads());
-        assert!(locator.bytes_read() <= 4 * 4096, "{name}: {} bytes", locator.bytes_read());
+        assert!(
+            locator.bytes_read() <= 4 * 4096,
+            "{name}: {} bytes",
+            locator.bytes_read()
+        );
     }
 }
 

@@ -155,7 +155,10 @@ fn multi_protocol_negotiate_is_answered_in_smb2() {
         (capture!("18-min2-smb1-nt1-2002-negotiate-resp.bin"), 0x0202, "2.0.2"),
         (capture!("38-nt1-smb1-nt1-2002-negotiate-resp.bin"), 0x0202, "2.0.2"),
     ] {
-        assert_eq!(smbprobe::decode_smb1_negotiate_response(msg).unwrap(), Smb1Answer::Smb2 { dialect });
+        assert_eq!(
+            smbprobe::decode_smb1_negotiate_response(msg).unwrap(),
+            Smb1Answer::Smb2 { dialect }
+        );
         assert_eq!(smbprobe::dialect_name(dialect), name);
     }
 }
@@ -172,7 +175,10 @@ fn our_smb1_negotiate_is_the_probes_request_byte_for_byte() {
     // WordCount 0, ByteCount 12, the dialect buffer.
     assert_eq!(&msg[32..], b"\x00\x0c\x00\x02NT LM 0.12\x00");
     // The probe's `-noext` variant differs only in FLAGS2 (0xc001: no EXTENDED_SECURITY).
-    assert_eq!(differing(msg, capture!("11-min2-smb1-nt1-noext-negotiate-req.bin")), [11]);
+    assert_eq!(
+        differing(msg, capture!("11-min2-smb1-nt1-noext-negotiate-req.bin")),
+        [11]
+    );
 }
 
 #[test]
@@ -180,16 +186,66 @@ fn smb2_negotiate_responses() {
     // manifest-table.md: Dialect, SecurityMode 0x01 (signing enabled, not required), ServerGuid,
     // Capabilities (0x0f for 3.1.1, 0x01 for 2.0.2, 0x07 for the 0x02ff wildcard answer).
     let cases: [(&[u8], u16, u32, [u8; 16]); 10] = [
-        (capture!("02-min2-smb2-311-negotiate-resp.bin"), 0x0311, 0x0f, GUID_EXCAPTURE),
-        (capture!("06-min2-smb2-202-negotiate-resp.bin"), 0x0202, 0x01, GUID_EXCAPTURE),
-        (capture!("14-min2-smb1-multi-negotiate-resp.bin"), 0x02FF, 0x07, GUID_EXCAPTURE),
-        (capture!("16-min2-smb1-multi-then-smb2-negotiate-resp.bin"), 0x0311, 0x0f, GUID_EXCAPTURE),
-        (capture!("18-min2-smb1-nt1-2002-negotiate-resp.bin"), 0x0202, 0x01, GUID_EXCAPTURE),
-        (capture!("20-nt1-smb2-311-negotiate-resp.bin"), 0x0311, 0x0f, GUID_EXCAPNT1),
-        (capture!("24-nt1-smb2-202-negotiate-resp.bin"), 0x0202, 0x01, GUID_EXCAPNT1),
-        (capture!("34-nt1-smb1-multi-negotiate-resp.bin"), 0x02FF, 0x07, GUID_EXCAPNT1),
-        (capture!("36-nt1-smb1-multi-then-smb2-negotiate-resp.bin"), 0x0311, 0x0f, GUID_EXCAPNT1),
-        (capture!("38-nt1-smb1-nt1-2002-negotiate-resp.bin"), 0x0202, 0x01, GUID_EXCAPNT1),
+        (
+            capture!("02-min2-smb2-311-negotiate-resp.bin"),
+            0x0311,
+            0x0f,
+            GUID_EXCAPTURE,
+        ),
+        (
+            capture!("06-min2-smb2-202-negotiate-resp.bin"),
+            0x0202,
+            0x01,
+            GUID_EXCAPTURE,
+        ),
+        (
+            capture!("14-min2-smb1-multi-negotiate-resp.bin"),
+            0x02FF,
+            0x07,
+            GUID_EXCAPTURE,
+        ),
+        (
+            capture!("16-min2-smb1-multi-then-smb2-negotiate-resp.bin"),
+            0x0311,
+            0x0f,
+            GUID_EXCAPTURE,
+        ),
+        (
+            capture!("18-min2-smb1-nt1-2002-negotiate-resp.bin"),
+            0x0202,
+            0x01,
+            GUID_EXCAPTURE,
+        ),
+        (
+            capture!("20-nt1-smb2-311-negotiate-resp.bin"),
+            0x0311,
+            0x0f,
+            GUID_EXCAPNT1,
+        ),
+        (
+            capture!("24-nt1-smb2-202-negotiate-resp.bin"),
+            0x0202,
+            0x01,
+            GUID_EXCAPNT1,
+        ),
+        (
+            capture!("34-nt1-smb1-multi-negotiate-resp.bin"),
+            0x02FF,
+            0x07,
+            GUID_EXCAPNT1,
+        ),
+        (
+            capture!("36-nt1-smb1-multi-then-smb2-negotiate-resp.bin"),
+            0x0311,
+            0x0f,
+            GUID_EXCAPNT1,
+        ),
+        (
+            capture!("38-nt1-smb1-nt1-2002-negotiate-resp.bin"),
+            0x0202,
+            0x01,
+            GUID_EXCAPNT1,
+        ),
     ];
     for (msg, dialect, capabilities, server_guid) in cases {
         assert_eq!(
@@ -230,7 +286,9 @@ fn our_smb2_negotiate_vs_the_probes() {
     // The probe's 3.1.1 NEGOTIATE (01) offers our four dialects in our order, then 0x0311 with
     // negotiate contexts (which we leave out on purpose, see SMB2_DIALECTS).
     let probe = capture!("01-min2-smb2-311-negotiate-req.bin");
-    let offered: Vec<u16> = (0..usize::from(le16(probe, 66))).map(|i| le16(probe, 100 + 2 * i)).collect();
+    let offered: Vec<u16> = (0..usize::from(le16(probe, 66)))
+        .map(|i| le16(probe, 100 + 2 * i))
+        .collect();
     assert_eq!(offered, [0x0202, 0x0210, 0x0300, 0x0302, 0x0311]);
     assert_eq!(offered[..4], smbprobe::SMB2_DIALECTS);
 }
@@ -291,7 +349,10 @@ fn smb2_session_setup_answers_carry_the_servers_challenge() {
         // "The CHALLENGE"); the AV pairs alone decode to the same target information.
         let (len, offset) = (usize::from(le16(found, 40)), le32(found, 44) as usize);
         assert_eq!((len, offset), if name == "EXCAPTURE" { (72, 74) } else { (68, 72) });
-        assert_eq!(ntlm::decode_target_info(&found[offset..offset + len]).unwrap(), challenge.target_info);
+        assert_eq!(
+            ntlm::decode_target_info(&found[offset..offset + len]).unwrap(),
+            challenge.target_info
+        );
     }
 }
 
@@ -305,7 +366,11 @@ fn smb1_session_setup_answer_carries_the_same_challenge() {
     assert_eq!(msg.len() - found.len(), 74);
     assert_eq!(
         ntlm::decode_challenge(found).unwrap(),
-        samba_challenge("EXCAPNT1", "d3602c228f30f952", filetime(2026, 11, 28, 4, 36, 31, 423_736_000))
+        samba_challenge(
+            "EXCAPNT1",
+            "d3602c228f30f952",
+            filetime(2026, 11, 28, 4, 36, 31, 423_736_000)
+        )
     );
 }
 
@@ -371,7 +436,10 @@ fn our_session_setup_vs_the_probes() {
     assert_eq!(differing(msg, probe), [14, 32, 33, 68, 134, 137, 154, 156, 157]);
     // The flags differ by SIGN, SEAL and KEY_EXCH only (probe 0xe2888237, we 0xa2888207).
     assert_eq!((le32(probe, 122 + 12), le32(msg, 122 + 12)), (0xe288_8237, 0xa288_8207));
-    assert_eq!(le32(probe, 122 + 12) ^ le32(msg, 122 + 12), 0x0000_0010 | 0x0000_0020 | 0x4000_0000);
+    assert_eq!(
+        le32(probe, 122 + 12) ^ le32(msg, 122 + 12),
+        0x0000_0010 | 0x0000_0020 | 0x4000_0000
+    );
 
     // Bare NTLMSSP (the probe's 07): the same differences, the NEGOTIATE now at 88.
     let ours = smbprobe::encode_smb2_session_setup(&negotiate);
@@ -388,8 +456,12 @@ fn every_ntlm_decoder(bytes: &[u8]) {
     if let Some(challenge) = ntlm::find_challenge(bytes) {
         let _ = ntlm::decode_challenge(challenge);
         // The AV pairs where the (possibly mangled) TargetInfoFields point, read without trusting them.
-        let len = challenge.get(40..42).map_or(0, |b| usize::from(u16::from_le_bytes([b[0], b[1]])));
-        let offset = challenge.get(44..48).map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
+        let len = challenge
+            .get(40..42)
+            .map_or(0, |b| usize::from(u16::from_le_bytes([b[0], b[1]])));
+        let offset = challenge
+            .get(44..48)
+            .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
         if let Some(pairs) = challenge.get(offset..).and_then(|tail| tail.get(..len)) {
             let _ = ntlm::decode_target_info(pairs);
         }

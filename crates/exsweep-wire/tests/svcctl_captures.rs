@@ -3,9 +3,7 @@
 //! (`manifest-table.md`, `decoded.txt`) and agree with impacket's own decoding (`client.txt`) and
 //! with Samba's `net rpc service` (`net.txt`); none of them is computed by this crate.
 
-use exsweep_wire::dcerpc::{
-    self, Assembled, BindOutcome, ResponseAssembler, ResponseFragment, MAX_FRAGMENT, NDR20,
-};
+use exsweep_wire::dcerpc::{self, Assembled, BindOutcome, ResponseAssembler, ResponseFragment, MAX_FRAGMENT, NDR20};
 use exsweep_wire::svcctl::{
     self, EnumServicesResponse, HandleResponse, ScHandle, ServiceEntry, ServiceStatus, SVCCTL_SYNTAX,
 };
@@ -150,7 +148,10 @@ fn samba_builtin_services() -> Vec<ServiceEntry> {
 fn bind_request_matches_impacket_byte_for_byte() {
     // Both sessions bound with call id 1 and context id 0 (manifest-table.md rows 01 and 62).
     assert_eq!(dcerpc::encode_bind(1, SVCCTL_SYNTAX), capture!("01-bind-req.bin"));
-    assert_eq!(dcerpc::encode_bind(1, SVCCTL_SYNTAX), capture!("62-nonadmin-bind-req.bin"));
+    assert_eq!(
+        dcerpc::encode_bind(1, SVCCTL_SYNTAX),
+        capture!("62-nonadmin-bind-req.bin")
+    );
     // ndrdump: abstract syntax 367abb81-9844-35f1-ad32-98f038001003, if_version 2 (as 2.0).
     let bind = capture!("01-bind-req.bin");
     assert_eq!(&bind[32..48], &SVCCTL_SYNTAX.uuid);
@@ -192,10 +193,19 @@ fn every_request_and_response_pdu_is_our_framing_of_its_stub() {
             assert_eq!(ours[0], pdu, "{name}");
             requests += 1;
         } else {
-            let ResponseFragment::Data { header, alloc_hint, stub } = dcerpc::decode_response(&pdu).unwrap() else {
+            let ResponseFragment::Data {
+                header,
+                alloc_hint,
+                stub,
+            } = dcerpc::decode_response(&pdu).unwrap()
+            else {
                 panic!("{name}: a fault")
             };
-            assert_eq!(dcerpc::encode_response(header.call_id, header.flags, alloc_hint, stub), pdu, "{name}");
+            assert_eq!(
+                dcerpc::encode_response(header.call_id, header.flags, alloc_hint, stub),
+                pdu,
+                "{name}"
+            );
             responses += 1;
         }
     }
@@ -207,7 +217,11 @@ fn open_sc_manager_both_ways() {
     for (pdu, call_id, access) in [
         (capture!("03-openscmanager-req.bin"), 1, SCM_ACCESS),
         (capture!("64-nonadmin-openscmanager-req.bin"), 1, SCM_ACCESS),
-        (capture!("78-nonadmin-openscmanager-allaccess-req.bin"), 8, SC_MANAGER_ALL_ACCESS),
+        (
+            capture!("78-nonadmin-openscmanager-allaccess-req.bin"),
+            8,
+            SC_MANAGER_ALL_ACCESS,
+        ),
     ] {
         let stub = request_stub(pdu, call_id, svcctl::OPNUM_OPEN_SC_MANAGER);
         // ndrdump: MachineName '\\127.0.0.98'; DatabaseName NULL; access_mask as given.
@@ -226,11 +240,17 @@ fn open_sc_manager_both_ways() {
     // 79: SC_MANAGER_ALL_ACCESS as the plain user, WERR_ACCESS_DENIED and an all-zero handle.
     assert_eq!(
         handle_response(capture!("04-openscmanager-resp.bin"), 1),
-        HandleResponse { handle: handle(SCM), status: Win32Status::SUCCESS }
+        HandleResponse {
+            handle: handle(SCM),
+            status: Win32Status::SUCCESS
+        }
     );
     assert_eq!(
         handle_response(capture!("65-nonadmin-openscmanager-resp.bin"), 1),
-        HandleResponse { handle: handle(SCM_PLAIN), status: Win32Status::SUCCESS }
+        HandleResponse {
+            handle: handle(SCM_PLAIN),
+            status: Win32Status::SUCCESS
+        }
     );
     let denied = handle_response(capture!("79-nonadmin-openscmanager-allaccess-resp.bin"), 8);
     assert_eq!(denied.status, Win32Status::ACCESS_DENIED);
@@ -302,7 +322,10 @@ fn open_service_both_ways() {
         }
         assert_eq!(
             handle_response(resp, call_id),
-            HandleResponse { handle: handle(opened), status: Win32Status::SUCCESS },
+            HandleResponse {
+                handle: handle(opened),
+                status: Win32Status::SUCCESS
+            },
             "{name}"
         );
     }
@@ -310,9 +333,16 @@ fn open_service_both_ways() {
 
 #[test]
 fn open_missing_service_is_service_does_not_exist() {
-    let stub = request_stub(capture!("58-openservice-missing-req.bin"), 28, svcctl::OPNUM_OPEN_SERVICE);
+    let stub = request_stub(
+        capture!("58-openservice-missing-req.bin"),
+        28,
+        svcctl::OPNUM_OPEN_SERVICE,
+    );
     // 13 letters + NUL = 28 bytes, no alignment padding: impacket's stub is ours byte for byte.
-    assert_eq!(svcctl::encode_open_service(&handle(SCM), "NoSuchService", SERVICE_ACCESS), stub);
+    assert_eq!(
+        svcctl::encode_open_service(&handle(SCM), "NoSuchService", SERVICE_ACCESS),
+        stub
+    );
     // manifest-table.md 59: all-zero handle, status 1060 (WERR_SERVICE_DOES_NOT_EXIST).
     let resp = handle_response(capture!("59-openservice-missing-resp.bin"), 28);
     assert_eq!(resp.status, svcctl::SERVICE_DOES_NOT_EXIST);
@@ -327,19 +357,43 @@ fn handle_only_requests_match_impacket_byte_for_byte() {
     let cases: [(&[u8], u32, u16, &str); 12] = [
         (capture!("20-querystatus-spooler-req.bin"), 9, QUERY, SPOOLER),
         (capture!("30-querystatus-netlogon-req.bin"), 14, QUERY, NETLOGON),
-        (capture!("40-querystatus-remoteregistry-req.bin"), 19, QUERY, REMOTE_REGISTRY),
+        (
+            capture!("40-querystatus-remoteregistry-req.bin"),
+            19,
+            QUERY,
+            REMOTE_REGISTRY,
+        ),
         (capture!("50-querystatus-wins-req.bin"), 24, QUERY, WINS),
-        (capture!("72-nonadmin-querystatus-remoteregistry-req.bin"), 5, QUERY, REMOTE_REGISTRY_PLAIN),
+        (
+            capture!("72-nonadmin-querystatus-remoteregistry-req.bin"),
+            5,
+            QUERY,
+            REMOTE_REGISTRY_PLAIN,
+        ),
         (capture!("26-closeservice-spooler-req.bin"), 12, CLOSE, SPOOLER),
         (capture!("36-closeservice-netlogon-req.bin"), 17, CLOSE, NETLOGON),
-        (capture!("46-closeservice-remoteregistry-req.bin"), 22, CLOSE, REMOTE_REGISTRY),
+        (
+            capture!("46-closeservice-remoteregistry-req.bin"),
+            22,
+            CLOSE,
+            REMOTE_REGISTRY,
+        ),
         (capture!("56-closeservice-wins-req.bin"), 27, CLOSE, WINS),
         (capture!("60-closescm-req.bin"), 29, CLOSE, SCM),
-        (capture!("74-nonadmin-closeservice-remoteregistry-req.bin"), 6, CLOSE, REMOTE_REGISTRY_PLAIN),
+        (
+            capture!("74-nonadmin-closeservice-remoteregistry-req.bin"),
+            6,
+            CLOSE,
+            REMOTE_REGISTRY_PLAIN,
+        ),
         (capture!("76-nonadmin-closescm-req.bin"), 7, CLOSE, SCM_PLAIN),
     ];
     for (pdu, call_id, opnum, h) in cases {
-        assert_eq!(svcctl::encode_handle_only(&handle(h)), request_stub(pdu, call_id, opnum), "call {call_id}");
+        assert_eq!(
+            svcctl::encode_handle_only(&handle(h)),
+            request_stub(pdu, call_id, opnum),
+            "call {call_id}"
+        );
     }
 }
 
@@ -357,7 +411,10 @@ fn close_service_handle_answers_a_zero_handle_and_success() {
     ] {
         assert_eq!(
             handle_response(pdu, call_id),
-            HandleResponse { handle: NULL_HANDLE, status: Win32Status::SUCCESS },
+            HandleResponse {
+                handle: NULL_HANDLE,
+                status: Win32Status::SUCCESS
+            },
             "call {call_id}"
         );
     }
@@ -368,11 +425,36 @@ fn query_service_status_of_each_service() {
     // manifest-table.md rows 21, 31, 41, 51, 73 (ndrdump QueryServiceStatus out); `net rpc
     // service status` says stopped / stopped / running / stopped (net.txt).
     let cases: [(&[u8], u32, ServiceStatus, &str); 5] = [
-        (capture!("21-querystatus-spooler-resp.bin"), 9, status(0x110, 1, 1, 0), "stopped"),
-        (capture!("31-querystatus-netlogon-resp.bin"), 14, status(0x20, 1, 0, 0), "stopped"),
-        (capture!("41-querystatus-remoteregistry-resp.bin"), 19, status(0x20, 4, 0, 0), "running"),
-        (capture!("51-querystatus-wins-resp.bin"), 24, status(0x10, 1, 0, 1077), "stopped"),
-        (capture!("73-nonadmin-querystatus-remoteregistry-resp.bin"), 5, status(0x20, 4, 0, 0), "running"),
+        (
+            capture!("21-querystatus-spooler-resp.bin"),
+            9,
+            status(0x110, 1, 1, 0),
+            "stopped",
+        ),
+        (
+            capture!("31-querystatus-netlogon-resp.bin"),
+            14,
+            status(0x20, 1, 0, 0),
+            "stopped",
+        ),
+        (
+            capture!("41-querystatus-remoteregistry-resp.bin"),
+            19,
+            status(0x20, 4, 0, 0),
+            "running",
+        ),
+        (
+            capture!("51-querystatus-wins-resp.bin"),
+            24,
+            status(0x10, 1, 0, 1077),
+            "stopped",
+        ),
+        (
+            capture!("73-nonadmin-querystatus-remoteregistry-resp.bin"),
+            5,
+            status(0x20, 4, 0, 0),
+            "running",
+        ),
     ];
     for (pdu, call_id, expected, state) in cases {
         let (got, result) = svcctl::decode_query_service_status_response(&response_stub(pdu, call_id)).unwrap();
@@ -438,7 +520,12 @@ fn enum_services_with_too_small_a_buffer_is_more_data() {
         let resp = enum_response(&response_stub(pdu, call_id));
         assert_eq!(
             resp,
-            EnumServicesResponse { services: vec![], bytes_needed: 388, resume, status: Win32Status::MORE_DATA },
+            EnumServicesResponse {
+                services: vec![],
+                bytes_needed: 388,
+                resume,
+                status: Win32Status::MORE_DATA
+            },
             "call {call_id}"
         );
         assert_eq!(resp.status, Win32Status(234));
@@ -478,8 +565,16 @@ fn enum_services_8192_byte_answer_reassembles_from_two_fragments() {
     ];
     // MANIFEST.md: frag1 first (0x01), alloc_hint 8216 = the whole stub; frag2 last (0x02),
     // alloc_hint 3960. Each is our framing of its part.
-    for (pdu, flags, hint) in [(frags[0], dcerpc::PFC_FIRST_FRAG, 8216), (frags[1], dcerpc::PFC_LAST_FRAG, 3960)] {
-        let ResponseFragment::Data { header, alloc_hint, stub } = dcerpc::decode_response(pdu).unwrap() else {
+    for (pdu, flags, hint) in [
+        (frags[0], dcerpc::PFC_FIRST_FRAG, 8216),
+        (frags[1], dcerpc::PFC_LAST_FRAG, 3960),
+    ] {
+        let ResponseFragment::Data {
+            header,
+            alloc_hint,
+            stub,
+        } = dcerpc::decode_response(pdu).unwrap()
+        else {
             panic!("a fault")
         };
         assert_eq!((header.call_id, header.flags, alloc_hint), (5, flags, hint));

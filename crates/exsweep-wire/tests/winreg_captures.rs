@@ -107,7 +107,11 @@ fn open_key_found_and_missing() {
     let ours = winreg::encode_open_key(&handle(HKLM), "SOFTWARE\\ExsweepCapture", 0x0200_0000);
     assert_eq!(ours.len(), req.stub.len());
     assert_eq!(&ours[..24], &req.stub[..24], "handle, Length 48, MaximumLength 48");
-    assert_eq!(&ours[28..ours.len() - 8], &req.stub[28..req.stub.len() - 8], "counts and name");
+    assert_eq!(
+        &ours[28..ours.len() - 8],
+        &req.stub[28..req.stub.len() - 8],
+        "counts and name"
+    );
 
     let resp = winreg::decode_open_key_response(&response_stub(capture!("06-openkey-resp.bin"), 2)).unwrap();
     assert_eq!((resp.handle, resp.status), (handle(SUBKEY), Win32Status::SUCCESS));
@@ -123,14 +127,42 @@ fn utf16z(s: &str) -> Vec<u8> {
 #[test]
 fn query_value_of_every_type() {
     let cases: [(&[u8], u32, RegData); 8] = [
-        (capture!("08-queryvalue-sz-resp.bin"), 3, RegData::Sz("hello exsweep".into())),
-        (capture!("10-queryvalue-expandsz-resp.bin"), 4, RegData::ExpandSz("%SystemRoot%\\system32".into())),
-        (capture!("12-queryvalue-multisz-resp.bin"), 5, RegData::MultiSz(vec!["alpha".into(), "beta".into(), "gamma".into()])),
+        (
+            capture!("08-queryvalue-sz-resp.bin"),
+            3,
+            RegData::Sz("hello exsweep".into()),
+        ),
+        (
+            capture!("10-queryvalue-expandsz-resp.bin"),
+            4,
+            RegData::ExpandSz("%SystemRoot%\\system32".into()),
+        ),
+        (
+            capture!("12-queryvalue-multisz-resp.bin"),
+            5,
+            RegData::MultiSz(vec!["alpha".into(), "beta".into(), "gamma".into()]),
+        ),
         (capture!("14-queryvalue-dword-resp.bin"), 6, RegData::Dword(0x1234_5678)),
-        (capture!("16-queryvalue-dwordbe-resp.bin"), 7, RegData::DwordBigEndian(0x1234_5678)),
-        (capture!("18-queryvalue-qword-resp.bin"), 8, RegData::Qword(0x0102_0304_0506_0708)),
-        (capture!("20-queryvalue-binary-resp.bin"), 9, RegData::Binary(vec![0xde, 0xad, 0xbe, 0xef, 0, 1, 2])),
-        (capture!("22-queryvalue-none-resp.bin"), 10, RegData::None(vec![1, 2, 3])),
+        (
+            capture!("16-queryvalue-dwordbe-resp.bin"),
+            7,
+            RegData::DwordBigEndian(0x1234_5678),
+        ),
+        (
+            capture!("18-queryvalue-qword-resp.bin"),
+            8,
+            RegData::Qword(0x0102_0304_0506_0708),
+        ),
+        (
+            capture!("20-queryvalue-binary-resp.bin"),
+            9,
+            RegData::Binary(vec![0xde, 0xad, 0xbe, 0xef, 0, 1, 2]),
+        ),
+        (
+            capture!("22-queryvalue-none-resp.bin"),
+            10,
+            RegData::None(vec![1, 2, 3]),
+        ),
     ];
     for (pdu, call_id, expected) in cases {
         let resp = query(pdu, call_id);
@@ -139,7 +171,11 @@ fn query_value_of_every_type() {
         let data = resp.data.unwrap();
         assert_eq!(resp.data_size, Some(data.len() as u32));
         assert_eq!(resp.data_len, Some(data.len() as u32));
-        assert_eq!(RegData::decode(resp.value_type.unwrap(), &data), expected, "call {call_id}");
+        assert_eq!(
+            RegData::decode(resp.value_type.unwrap(), &data),
+            expected,
+            "call {call_id}"
+        );
     }
     let resp = query(capture!("08-queryvalue-sz-resp.bin"), 3);
     assert_eq!(resp.data.unwrap(), utf16z("hello exsweep"));
@@ -148,7 +184,11 @@ fn query_value_of_every_type() {
 #[test]
 fn query_value_with_a_non_ascii_name() {
     let req = dcerpc::decode_request(capture!("23-queryvalue-nonascii-req.bin")).unwrap();
-    let name: Vec<u8> = "Größe-Ü€".encode_utf16().chain([0]).flat_map(u16::to_le_bytes).collect();
+    let name: Vec<u8> = "Größe-Ü€"
+        .encode_utf16()
+        .chain([0])
+        .flat_map(u16::to_le_bytes)
+        .collect();
     // handle (20), Length/MaximumLength (4), referent (4), counts (12), then the name.
     assert_eq!(&req.stub[40..40 + name.len()], name.as_slice());
     let resp = query(capture!("24-queryvalue-nonascii-resp.bin"), 11);
@@ -163,7 +203,10 @@ fn more_data_then_retry() {
     assert_eq!(resp.data_len, Some(4));
     let resp = query(capture!("28-queryvalue-moredata-retry-resp.bin"), 13);
     assert_eq!(resp.status, Win32Status::SUCCESS);
-    assert_eq!(RegData::decode(1, &resp.data.unwrap()), RegData::Sz("hello exsweep".into()));
+    assert_eq!(
+        RegData::decode(1, &resp.data.unwrap()),
+        RegData::Sz("hello exsweep".into())
+    );
 }
 
 fn big_binary() -> Vec<u8> {
@@ -276,8 +319,14 @@ fn close_key_both_ways() {
     let req = dcerpc::decode_request(capture!("73-closekey-subkey-req.bin")).unwrap();
     assert_eq!(req.opnum, winreg::OPNUM_CLOSE_KEY);
     assert_eq!(winreg::encode_close_key(&handle(SUBKEY)), req.stub);
-    for (pdu, id) in [(capture!("74-closekey-subkey-resp.bin"), 32), (capture!("76-closekey-hklm-resp.bin"), 33)] {
-        assert_eq!(winreg::decode_close_key_response(&response_stub(pdu, id)).unwrap(), Win32Status::SUCCESS);
+    for (pdu, id) in [
+        (capture!("74-closekey-subkey-resp.bin"), 32),
+        (capture!("76-closekey-hklm-resp.bin"), 33),
+    ] {
+        assert_eq!(
+            winreg::decode_close_key_response(&response_stub(pdu, id)).unwrap(),
+            Win32Status::SUCCESS
+        );
     }
 }
 

@@ -71,7 +71,10 @@ impl WindowsPath {
         if !head.eq_ignore_ascii_case(prefix.as_bytes()) {
             return None;
         }
-        self.rest.get(prefix.len()..).filter(|tail| !tail.is_empty()).map(str::to_owned)
+        self.rest
+            .get(prefix.len()..)
+            .filter(|tail| !tail.is_empty())
+            .map(str::to_owned)
     }
 }
 
@@ -100,7 +103,15 @@ impl SmbSession {
         };
         let located = self.locate_version(tree, file, size, share, path).await;
         let _ = self
-            .execute("close file", Command::Close, &CloseRequest { flags: 0, file_id: file }, Some(tree))
+            .execute(
+                "close file",
+                Command::Close,
+                &CloseRequest {
+                    flags: 0,
+                    file_id: file,
+                },
+                Some(tree),
+            )
             .await;
         located.map(Some)
     }
@@ -187,7 +198,13 @@ impl SmbSession {
     }
 
     /// `len` bytes at `offset`, in chunks the server accepts; fewer at the end of the file.
-    async fn read_range(&mut self, tree: TreeId, file: FileId, offset: u64, len: u32) -> Result<Vec<u8>, TransportError> {
+    async fn read_range(
+        &mut self,
+        tree: TreeId,
+        file: FileId,
+        offset: u64,
+        len: u32,
+    ) -> Result<Vec<u8>, TransportError> {
         let chunk = self.max_read.clamp(4096, MAX_READ_CHUNK);
         let mut out = Vec::with_capacity(len as usize);
         // A server answering a few bytes per READ would otherwise cost a round trip per byte.
@@ -235,7 +252,10 @@ mod tests {
         assert_eq!(p.within_drive(), r"Program Files\Exchsrvr\bin\store.exe");
         assert_eq!(p.to_string(), r"C:\Program Files\Exchsrvr\bin\store.exe");
         let k = WindowsPath::parse(r"C:\WINNT\system32\ntoskrnl.exe").unwrap();
-        assert_eq!(k.within_system_root(r"C:\winnt").as_deref(), Some(r"system32\ntoskrnl.exe"));
+        assert_eq!(
+            k.within_system_root(r"C:\winnt").as_deref(),
+            Some(r"system32\ntoskrnl.exe")
+        );
         assert_eq!(k.within_system_root(r"D:\WINNT"), None);
         assert_eq!(p.within_system_root(r"C:\WINNT"), None);
         let umlaut = WindowsPath::parse(r"C:\Progrä\x.exe").unwrap();

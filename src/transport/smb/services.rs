@@ -32,7 +32,11 @@ impl SmbSession {
         let machine = format!(r"\\{}", self.conn().server_name());
         let access = svcctl::SC_MANAGER_CONNECT | svcctl::SC_MANAGER_ENUMERATE_SERVICE;
         let answer = self
-            .call_on(pipe, svcctl::OPNUM_OPEN_SC_MANAGER, &svcctl::encode_open_sc_manager(&machine, access))
+            .call_on(
+                pipe,
+                svcctl::OPNUM_OPEN_SC_MANAGER,
+                &svcctl::encode_open_sc_manager(&machine, access),
+            )
             .await?;
         let opened = svcctl::decode_handle_response(&answer).map_err(decode_error("ROpenSCManagerW response"))?;
         if opened.status != Win32Status::SUCCESS {
@@ -43,7 +47,11 @@ impl SmbSession {
         }
         let listed = self.enumerate(pipe, &opened.handle).await;
         let _ = self
-            .call_on(pipe, svcctl::OPNUM_CLOSE_SERVICE_HANDLE, &svcctl::encode_handle_only(&opened.handle))
+            .call_on(
+                pipe,
+                svcctl::OPNUM_CLOSE_SERVICE_HANDLE,
+                &svcctl::encode_handle_only(&opened.handle),
+            )
             .await;
         listed
     }
