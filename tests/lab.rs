@@ -1118,6 +1118,8 @@ fn winrm_https_verification_lockout_and_deadline() {
         .as_ref()
         .expect("an unverifiable certificate is refused");
     assert!(failure.reason.contains("UnknownIssuer"), "{failure:?}");
+    // ex2019-old refuses an HTTPS logon without channel bindings, and pyspnego checks the ones
+    // sent against the certificate: a logon here proves exsweep's bindings are right.
     let accepted = scan(ex2019(true), lab_credentials(), &config(30));
     assert!(
         accepted[0].facts.host_failure.is_none(),

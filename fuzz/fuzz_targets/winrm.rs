@@ -29,6 +29,8 @@ fuzz_target!(|data: &[u8]| {
                 exported_session_key: [2; 16],
                 fallback_time: 0,
                 with_mic: true,
+                channel_bindings: None,
+                target_spn: None,
             };
             drop(ntlmv2::authenticate(&ntlmv2::encode_negotiate(), rest, &input));
         }

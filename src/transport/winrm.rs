@@ -156,6 +156,8 @@ pub struct WinrmSession {
     incoming: Sealer,
     timeout: Duration,
     next_id: u64,
+    /// Over TLS: the hash binding the NTLM logon to this TLS connection.
+    channel_bindings: Option<[u8; 16]>,
     /// Set when the connection can no longer be trusted (socket error, timeout, a reply that
     /// did not decode): the HTTP parser and the RC4 stream may be out of step, so every later
     /// call fails at once with this reason instead of reading a late reply as its own.
@@ -206,6 +208,7 @@ impl WinrmSession {
             Err(_) => return Err(TransportError::Timeout(target.timeout)),
         };
         let _ = tcp.set_nodelay(true);
+        let mut channel_bindings = None;
         let stream: Box<dyn Io> = match target.tls {
             None => Box::new(tcp),
             Some(mode) => {
@@ -218,7 +221,16 @@ impl WinrmSession {
                     .map_err(|e| protocol(format!("TLS server name {:?}: {e}", target.host)))?;
                 let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
                 match tokio::time::timeout(target.timeout, connector.connect(name, tcp)).await {
-                    Ok(Ok(s)) => Box::new(s),
+                    Ok(Ok(s)) => {
+                        // RFC 5929 tls-server-end-point: SHA-256 of the server's certificate.
+                        if let Some(cert) = s.get_ref().1.peer_certificates().and_then(|c| c.first()) {
+                            let digest = ring::digest::digest(&ring::digest::SHA256, cert.as_ref());
+                            let mut data = b"tls-server-end-point:".to_vec();
+                            data.extend_from_slice(digest.as_ref());
+                            channel_bindings = Some(ntlmv2::channel_binding_hash(&data));
+                        }
+                        Box::new(s)
+                    }
                     Ok(Err(e)) => {
                         return Err(TransportError::Winrm {
                             kind: FailureKind::Protocol,
@@ -240,6 +252,7 @@ impl WinrmSession {
             incoming: Sealer::new(&[0; 16], Direction::ServerToClient, 0),
             timeout: target.timeout.min(OPERATION_TIMEOUT + CLIENT_MARGIN),
             next_id: 0,
+            channel_bindings,
             broken: None,
             stats: WinrmStats::default(),
         };
@@ -248,6 +261,11 @@ impl WinrmSession {
     }
 
     async fn logon(&mut self, credential: &Credential) -> Result<(), TransportError> {
+        let host = self
+            .host_header
+            .rsplit_once(':')
+            .map_or(self.host_header.as_str(), |(h, _)| h);
+        let spn = (!self.sealed).then(|| format!("HTTP/{}", host.trim_start_matches('[').trim_end_matches(']')));
         let negotiate = ntlmv2::encode_negotiate();
         let auth = format!("Negotiate {}", base64(&negotiate));
         let first = self.exchange(&[("Authorization", auth.as_str())], &[]).await?;
@@ -264,6 +282,8 @@ impl WinrmSession {
             exported_session_key: random::<16>()?,
             fallback_time: filetime_now(),
             with_mic: true,
+            channel_bindings: self.channel_bindings,
+            target_spn: spn.as_deref(),
         };
         let authenticated =
             ntlmv2::authenticate(&negotiate, &challenge, &input).map_err(|source| TransportError::Decode {

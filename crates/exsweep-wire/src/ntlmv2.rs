@@ -123,6 +123,21 @@ pub struct AuthInput<'a> {
     /// Add MsvAvFlags and a MIC (what Windows and exsweep do); off only to replay the
     /// [MS-NLMP] 4.2.4 example, which predates the MIC.
     pub with_mic: bool,
+    /// Over TLS: the channel binding hash ([`channel_binding_hash`]) and the service principal
+    /// name (`HTTP/host`), added to the target information the MIC protects, so the logon cannot
+    /// be relayed to another TLS endpoint.
+    pub channel_bindings: Option<[u8; 16]>,
+    pub target_spn: Option<&'a str>,
+}
+
+/// MD5 of a `gss_channel_bindings_struct` with no addresses and `application_data` (for TLS:
+/// `tls-server-end-point:` and the hash of the server's certificate, RFC 5929), as
+/// MsvAvChannelBindings carries it ([MS-NLMP] 2.2.2.1).
+pub fn channel_binding_hash(application_data: &[u8]) -> [u8; 16] {
+    let mut bindings = vec![0u8; 16];
+    bindings.extend_from_slice(&(application_data.len() as u32).to_le_bytes());
+    bindings.extend_from_slice(application_data);
+    md5(&[&bindings])
 }
 
 /// The AUTHENTICATE message and the keys of the session it opens.
@@ -137,7 +152,7 @@ pub struct Authenticated {
 
 /// The target information echoed in the NTLMv2 response, with MsvAvFlags saying a MIC is
 /// present ([MS-NLMP] 3.1.5.1.2) placed before MsvAvEOL.
-fn target_info_with_mic_flag(raw: &[u8]) -> Vec<u8> {
+fn target_info_with_mic_flag(raw: &[u8], channel_bindings: Option<[u8; 16]>, spn: Option<&str>) -> Vec<u8> {
     let mut out = Vec::with_capacity(raw.len() + 8);
     let mut at = 0;
     let mut flags_written = false;
@@ -147,6 +162,8 @@ fn target_info_with_mic_flag(raw: &[u8]) -> Vec<u8> {
         let end = (at + 4 + len).min(raw.len());
         match id {
             0 => break,
+            // Ours replace any the server sent.
+            9 | 10 => {}
             6 => {
                 let old = raw
                     .get(at + 4..at + 8)
@@ -161,6 +178,16 @@ fn target_info_with_mic_flag(raw: &[u8]) -> Vec<u8> {
     }
     if !flags_written {
         out.extend_from_slice(&[6, 0, 4, 0, 2, 0, 0, 0]);
+    }
+    if let Some(hash) = channel_bindings {
+        out.extend_from_slice(&[10, 0, 16, 0]);
+        out.extend_from_slice(&hash);
+    }
+    if let Some(spn) = spn {
+        let name = utf16(spn);
+        out.extend_from_slice(&[9, 0]);
+        out.extend_from_slice(&(name.len().min(0xFFFE) as u16).to_le_bytes());
+        out.extend_from_slice(&name[..name.len().min(0xFFFE)]);
     }
     out.extend_from_slice(&[0, 0, 0, 0]);
     out
@@ -195,7 +222,11 @@ pub fn authenticate(
     temp.extend_from_slice(&[0, 0, 0, 0]);
     let target_info = raw_target_info(challenge_message);
     if input.with_mic {
-        temp.extend_from_slice(&target_info_with_mic_flag(target_info));
+        temp.extend_from_slice(&target_info_with_mic_flag(
+            target_info,
+            input.channel_bindings,
+            input.target_spn,
+        ));
     } else {
         temp.extend_from_slice(target_info);
     }

@@ -31,6 +31,8 @@ fn ms_nlmp_4_2_4_ntlmv2_response_and_keys() {
             exported_session_key: SESSION_KEY,
             fallback_time: 0,
             with_mic: false,
+            channel_bindings: None,
+            target_spn: None,
         },
     )
     .unwrap();
@@ -63,6 +65,8 @@ fn with_a_mic_the_message_carries_one_and_msv_av_flags() {
         exported_session_key: SESSION_KEY,
         fallback_time: 0,
         with_mic: true,
+        channel_bindings: None,
+        target_spn: None,
     };
     let out = ntlmv2::authenticate(&ntlmv2::encode_negotiate(), challenge, &input).unwrap();
     assert_ne!(out.message[72..88], [0u8; 16]);
@@ -71,6 +75,39 @@ fn with_a_mic_the_message_carries_one_and_msv_av_flags() {
     for cut in 0..challenge.len() {
         let _ = ntlmv2::authenticate(&ntlmv2::encode_negotiate(), &challenge[..cut], &input);
     }
+}
+
+#[test]
+fn channel_binding_hash_and_spn_match_pyspnego() {
+    // pyspnego 0.11: md5(GssChannelBindings(application_data=b"tls-server-end-point:" + bytes(range(32))).pack())
+    let mut data = b"tls-server-end-point:".to_vec();
+    data.extend(0u8..32);
+    let hash = ntlmv2::channel_binding_hash(&data);
+    assert_eq!(hash.to_vec(), hex("8f1214c9c9cab8dc3bf866da9aba57a7"));
+
+    let challenge = include_bytes!("data/smb/nlmp-4.2.4.3-challenge.bin");
+    let input = AuthInput {
+        user: "User",
+        domain: "Domain",
+        password: "Password",
+        workstation: "COMPUTER",
+        client_challenge: [0xaa; 8],
+        exported_session_key: SESSION_KEY,
+        fallback_time: 0,
+        with_mic: true,
+        channel_bindings: Some(hash),
+        target_spn: Some("HTTP/ex1"),
+    };
+    let out = ntlmv2::authenticate(&ntlmv2::encode_negotiate(), challenge, &input).unwrap();
+    // MsvAvChannelBindings (10) and MsvAvTargetName (9) sit in the echoed target information.
+    let mut cbt = vec![10, 0, 16, 0];
+    cbt.extend_from_slice(&hash);
+    assert!(out.message.windows(cbt.len()).any(|w| w == cbt.as_slice()));
+    let spn: Vec<u8> = [9u8, 0, 16, 0]
+        .into_iter()
+        .chain("HTTP/ex1".encode_utf16().flat_map(u16::to_le_bytes))
+        .collect();
+    assert!(out.message.windows(spn.len()).any(|w| w == spn.as_slice()));
 }
 
 #[test]

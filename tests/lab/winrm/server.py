@@ -342,6 +342,11 @@ class Host:
         if not isinstance(self.winrm, dict):
             raise ProfileError("%s: [winrm] must be a table" % f)
         self.enabled = bool(self.winrm.get("enabled", True))
+        # Like WinRM's CbtHardeningLevel: "relaxed" (Windows' default) checks channel bindings a
+        # client sends over HTTPS; "strict" also refuses an HTTPS logon without them.
+        self.cbt = str(self.winrm.get("cbt_hardening", "relaxed")).lower()
+        if self.cbt not in ("relaxed", "strict"):
+            raise ProfileError("%s: [winrm] cbt_hardening must be \"relaxed\" or \"strict\"" % f)
         regf = os.path.join(pdir, "registry.reg")
         self.registry = parse_reg(regf) if os.path.isfile(regf) else Registry()
         defaults = doc.get("file_defaults", {})
@@ -1672,6 +1677,11 @@ def _patch_ntlm_target_names():
         LOG.warning("cannot set NTLM target names per host: %s", e)
 
 
+def is_authenticate(token):
+    """True when the token is (or wraps) an NTLM AUTHENTICATE message."""
+    return token.find(b"NTLMSSP\x00\x03\x00\x00\x00") >= 0
+
+
 def client_sent_bindings(token):
     """True when an NTLM AUTHENTICATE (raw or inside SPNEGO) carries non-zero channel bindings."""
     at = token.find(b"NTLMSSP\x00\x03\x00\x00\x00")
@@ -2003,7 +2013,12 @@ class Server:
                 return http_response(401, extra=[challenge]), False, "auth out of sequence"
             _NTLM_TARGET["name"] = h.netbios
             bindings = None
-            if conn.tls and conn.cert_hash and client_sent_bindings(token):
+            sent_bindings = client_sent_bindings(token)
+            if conn.tls and h.cbt == "strict" and is_authenticate(token) and not sent_bindings:
+                LOG.info("%s: logon refused: no channel bindings over https (strict)", h.name)
+                conn.reset()
+                return http_response(401, extra=[challenge]), False, "no channel bindings"
+            if conn.tls and conn.cert_hash and sent_bindings:
                 bindings = spnego.channel_bindings.GssChannelBindings(
                     application_data=b"tls-server-end-point:" + conn.cert_hash)
             try:
