@@ -179,6 +179,9 @@ pub struct HostFacts {
     facts: BTreeMap<String, Fact>,
     /// Set when the host could not be reached or logged on to at all.
     pub host_failure: Option<Failure>,
+    /// On a host that was reached: the transports of its order that could not be used, and
+    /// why (`smb`: a filtered 445, say, where WinRM answered).
+    pub transport_failures: Vec<(String, Failure)>,
     /// The same facts as read over another transport, where they disagree with the ones kept
     /// (the transport first in the host's order wins); each has a `disagreement.<name>` fact.
     pub alternatives: Vec<Fact>,

@@ -88,6 +88,10 @@ struct ScanArgs {
     /// Deadline per host, in seconds.
     #[arg(long, default_value_t = 60)]
     timeout: u64,
+    /// Seconds to wait for each transport's TCP connection. A port a firewall silently drops
+    /// fails after this, and the host's next transport is tried within the same deadline.
+    #[arg(long, default_value_t = 5)]
+    connect_timeout: u64,
     /// Logon failures with one credential before it is no longer tried.
     #[arg(long, default_value_t = 3)]
     lockout_threshold: u32,
@@ -272,6 +276,9 @@ fn run_scan(args: ScanArgs) -> Result<ExitCode> {
     if !(1..=4096).contains(&args.concurrency) || !(1..=86_400).contains(&args.timeout) {
         bail!("--concurrency must be 1..=4096 and --timeout 1..=86400 seconds");
     }
+    if !(1..=args.timeout).contains(&args.connect_timeout) {
+        bail!("--connect-timeout must be 1..=--timeout seconds");
+    }
 
     let started_at = Timestamp::now();
     let run_id = format!("{}-{:05}", started_at.compact(), std::process::id() % 100_000);
@@ -319,6 +326,7 @@ fn run_scan(args: ScanArgs) -> Result<ExitCode> {
     let config = ScanConfig {
         concurrency: args.concurrency,
         host_timeout: Duration::from_secs(args.timeout),
+        connect_timeout: Duration::from_secs(args.connect_timeout),
         lockout_threshold: args.lockout_threshold,
     };
     let mut summary = Summary::default();

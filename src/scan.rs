@@ -26,6 +26,9 @@ pub struct ScanConfig {
     pub concurrency: usize,
     /// Deadline for one host, from logon to the last read.
     pub host_timeout: Duration,
+    /// Bound on each transport's TCP connection, so that a filtered port (a firewall that
+    /// drops SYNs) leaves the rest of the deadline to the next transport.
+    pub connect_timeout: Duration,
     /// Logon failures with one credential before it is no longer tried.
     pub lockout_threshold: u32,
 }
@@ -59,6 +62,7 @@ pub async fn scan_hosts(
     let feeder = {
         let hosts = Arc::clone(&hosts);
         let host_timeout = config.host_timeout;
+        let connect_timeout = config.connect_timeout;
         tokio::spawn(async move {
             for index in 0..hosts.len() {
                 // Bounded: a task is spawned only when a slot is free.
@@ -81,7 +85,16 @@ pub async fn scan_hosts(
                         let hosts = Arc::clone(&hosts);
                         tokio::spawn(
                             async move {
-                                scan_one(index, &hosts[index], &credentials, &catalog, &breaker, host_timeout).await
+                                scan_one(
+                                    index,
+                                    &hosts[index],
+                                    &credentials,
+                                    &catalog,
+                                    &breaker,
+                                    host_timeout,
+                                    connect_timeout,
+                                )
+                                .await
                             }
                             .instrument(span),
                         )
@@ -129,6 +142,7 @@ async fn scan_one(
     catalog: &Catalog,
     breaker: &Arc<LockoutBreaker>,
     host_timeout: Duration,
+    connect_timeout: Duration,
 ) -> HostResult {
     let started_at = Timestamp::now();
     let t0 = Instant::now();
@@ -156,7 +170,16 @@ async fn scan_one(
             break;
         }
         match transport {
-            TransportKind::Smb => match logon(host, credential_name, credential, breaker, deadline, host_timeout).await
+            TransportKind::Smb => match logon(
+                host,
+                credential_name,
+                credential,
+                breaker,
+                deadline,
+                host_timeout,
+                connect_timeout,
+            )
+            .await
             {
                 Err(failure) => refusals.push((TransportKind::Smb, failure)),
                 Ok(mut session) => {
@@ -192,6 +215,7 @@ async fn scan_one(
                 breaker,
                 deadline,
                 host_timeout,
+                connect_timeout,
                 connected,
             )
             .await
@@ -222,6 +246,10 @@ async fn scan_one(
         if Instant::now() >= deadline {
             mark_cut_off(&mut facts, &plan, host_timeout);
         }
+        facts.transport_failures = refusals
+            .into_iter()
+            .map(|(t, f)| (transport_label(t).to_owned(), f))
+            .collect();
         info!(facts = facts.len(), rpc_calls, "host collected");
     }
     finish_host(index, host, account, facts, catalog, started_at, t0, rpc_calls)
@@ -343,12 +371,14 @@ async fn logon(
     breaker: &Arc<LockoutBreaker>,
     deadline: Instant,
     host_timeout: Duration,
+    connect_timeout: Duration,
 ) -> Result<SmbSession, Failure> {
     let target = SmbTarget {
         host: &host.address,
         port: host.smb_port,
         credential,
         timeout: host_timeout,
+        connect_timeout,
     };
     through_breaker(
         credential_name,
@@ -387,6 +417,7 @@ async fn winrm_logon(
     breaker: &Arc<LockoutBreaker>,
     deadline: Instant,
     host_timeout: Duration,
+    connect_timeout: Duration,
     account_proven: bool,
 ) -> Result<WinrmSession, Failure> {
     let https = transport == TransportKind::WinrmHttps;
@@ -395,6 +426,7 @@ async fn winrm_logon(
         port: if https { host.winrm_https_port } else { host.winrm_port },
         credential,
         timeout: host_timeout,
+        connect_timeout,
         tls: https.then_some(if host.winrm_accept_self_signed {
             TlsMode::AcceptSelfSigned
         } else {

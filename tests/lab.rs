@@ -50,6 +50,7 @@ fn config(timeout_secs: u64) -> ScanConfig {
     ScanConfig {
         concurrency: 8,
         host_timeout: Duration::from_secs(timeout_secs),
+        connect_timeout: Duration::from_secs(5),
         lockout_threshold: 3,
     }
 }
@@ -238,6 +239,7 @@ fn every_registry_type_decodes_as_impacket_decodes_it() {
             port: 445,
             credential,
             timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(5),
         })
         .await
         .expect("connect to the lab");
@@ -620,6 +622,7 @@ async fn session(address: &str, credential: &Credential) -> SmbSession {
         port: 445,
         credential,
         timeout: Duration::from_secs(10),
+        connect_timeout: Duration::from_secs(5),
     })
     .await
     .unwrap_or_else(|e| panic!("connect to {address}: {e}"))
@@ -972,6 +975,7 @@ fn winrm_client_logs_on_and_seals_against_pyspnego() {
             port,
             credential: c,
             timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(5),
             tls: None,
         };
         let mut session = WinrmSession::connect(target(&good))
@@ -1102,6 +1106,59 @@ fn facts_over_smb_and_over_winrm_agree() {
 /// WinRM over HTTPS: the lab's self-signed certificate is refused unless the host is named,
 /// and then the host is read; a wrong password over WinRM counts toward the lockout breaker;
 /// a WinRM port that accepts and never answers is cut at the host's deadline.
+#[test]
+fn a_filtered_smb_port_leaves_the_deadline_to_winrm() {
+    use exsweep::inventory::TransportKind;
+    // A listener with a backlog of one, filled by one connection it never accepts: Linux then
+    // drops further SYNs, as a firewall that silently drops 445 does.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut ex2019 = lab_hosts().into_iter().find(|h| h.name == "ex2019-old").unwrap();
+    let address: std::net::SocketAddr = format!("{}:0", ex2019.address).parse().unwrap();
+    let (listener, filler) = rt.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(address).unwrap();
+        let listener = socket.listen(0).unwrap();
+        let filler = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        (listener, filler)
+    });
+    ex2019.smb_port = listener.local_addr().unwrap().port();
+    ex2019.transports = vec![TransportKind::Smb, TransportKind::Winrm];
+    let mut cfg = config(20);
+    cfg.connect_timeout = Duration::from_secs(1);
+    let t0 = std::time::Instant::now();
+    let results = scan(vec![ex2019], lab_credentials(), &cfg);
+    let elapsed = t0.elapsed();
+    drop((listener, filler, rt));
+
+    let facts = &results[0].facts;
+    assert!(facts.host_failure.is_none(), "{:?}", facts.host_failure);
+    let build = facts.get("exchange.build").expect("exchange.build over WinRM");
+    assert_eq!(build.value, Value::Text("15.2.792.5".into()));
+    let over = |t: Transport| facts.iter().filter(|f| f.source.transport == t).count();
+    assert!(
+        over(Transport::Winrm) > 20 && over(Transport::Smb) == 0,
+        "{}",
+        over(Transport::Smb)
+    );
+    let [(transport, failure)] = facts.transport_failures.as_slice() else {
+        panic!("one unused transport expected: {:?}", facts.transport_failures)
+    };
+    assert_eq!(
+        (transport.as_str(), failure.kind),
+        ("smb", FailureKind::Timeout),
+        "{failure:?}"
+    );
+    let collect = results[0]
+        .findings
+        .iter()
+        .find(|f| f.check_id == COLLECT_CHECK_ID)
+        .unwrap();
+    assert!(collect.evidence.starts_with("smb not used: timeout"), "{collect:?}");
+    assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
+}
+
 #[test]
 fn winrm_https_verification_lockout_and_deadline() {
     use exsweep::inventory::TransportKind;

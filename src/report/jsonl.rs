@@ -52,10 +52,19 @@ struct HostRecord<'a> {
     status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     failure: Option<&'a Failure>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    transport_failures: Vec<TransportFailure<'a>>,
     started_at: String,
     elapsed_ms: u64,
     facts: usize,
     rpc_calls: u32,
+}
+
+#[derive(Serialize)]
+struct TransportFailure<'a> {
+    transport: &'a str,
+    #[serde(flatten)]
+    failure: &'a Failure,
 }
 
 #[derive(Serialize)]
@@ -118,6 +127,12 @@ impl ReportWriter for JsonlReport {
                 account: h.account.as_deref(),
                 status: if h.failure().is_some() { "failed" } else { "collected" },
                 failure: h.failure(),
+                transport_failures: h
+                    .facts
+                    .transport_failures
+                    .iter()
+                    .map(|(transport, failure)| TransportFailure { transport, failure })
+                    .collect(),
                 started_at: started_at.clone(),
                 elapsed_ms: h.elapsed_ms,
                 facts: h.facts.len(),

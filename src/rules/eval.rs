@@ -64,7 +64,16 @@ pub struct Finding {
 
 fn collect_row(roles: &[String], facts: &HostFacts) -> Finding {
     let (status, observed, evidence) = match &facts.host_failure {
-        None => (Status::Pass, format!("{} facts", facts.len()), String::new()),
+        None => (
+            Status::Pass,
+            format!("{} facts", facts.len()),
+            facts
+                .transport_failures
+                .iter()
+                .map(|(transport, f)| format!("{transport} not used: {}: {}", f.kind.as_str(), f.reason))
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
         Some(f) => (Status::Unknown, f.kind.as_str().to_owned(), f.reason.clone()),
     };
     Finding {

@@ -54,8 +54,11 @@ pub struct SmbTarget<'a> {
     pub host: &'a str,
     pub port: u16,
     pub credential: &'a Credential,
-    /// Bound on connecting and on each response.
+    /// Bound on each response.
     pub timeout: Duration,
+    /// Bound on the TCP connection alone: a firewall that drops SYNs to 445 (Windows
+    /// Firewall's default) must not use up the host's deadline before WinRM is tried.
+    pub connect_timeout: Duration,
 }
 
 /// What the session negotiated; reported as facts about the host.
@@ -136,7 +139,21 @@ const LOGON_STATUSES: [u32; 8] = [
 ];
 
 /// Tells a refused logon from other connect failures: the lockout breaker counts only these.
-fn classify_connect_error(addr: &str, account: &str, e: smb2::Error) -> TransportError {
+fn classify_connect_error(addr: &str, account: &str, connect_timeout: Duration, e: smb2::Error) -> TransportError {
+    // Every address still dialling when the budget ran out: no answer at all to the SYN, the
+    // mark of a port a firewall drops (a refused port fails at once with a kind).
+    if let smb2::Error::ConnectFailed { attempts, .. } = &e {
+        if !attempts.is_empty() && attempts.iter().all(|a| a.error_kind.is_none()) {
+            return TransportError::Io {
+                op: "connect",
+                addr: addr.to_owned(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no TCP connection within {connect_timeout:?} (port filtered?)"),
+                ),
+            };
+        }
+    }
     let logon_status = e.status().is_some_and(|s| LOGON_STATUSES.contains(&s.0));
     // A server that maps a bad password to guest answers with a guest session, which smb2
     // refuses: for the lockout breaker that is a refused logon too.
@@ -158,9 +175,10 @@ impl SmbSession {
     /// Connects, logs on, opens `\PIPE\winreg`, binds MS-RRP and opens HKLM.
     pub async fn connect(target: SmbTarget<'_>) -> Result<Self, TransportError> {
         let addr = super::socket_addr(target.host, target.port);
+        let config_connect_timeout = target.connect_timeout.min(target.timeout);
         let config = smb2::ClientConfig {
             addr: addr.clone(),
-            timeout: target.timeout,
+            timeout: config_connect_timeout,
             username: target.credential.user.clone(),
             password: target.credential.password.expose().to_owned(),
             domain: target.credential.domain.clone(),
@@ -172,7 +190,7 @@ impl SmbSession {
         };
         let client = smb2::SmbClient::connect(config)
             .await
-            .map_err(|e| classify_connect_error(&addr, &target.credential.account(), e))?;
+            .map_err(|e| classify_connect_error(&addr, &target.credential.account(), config_connect_timeout, e))?;
         let params = client.params();
         let info = params
             .as_ref()

@@ -42,6 +42,8 @@ pub struct WinrmTarget<'a> {
     pub port: u16,
     pub credential: &'a Credential,
     pub timeout: Duration,
+    /// Bound on the TCP connection alone, so a filtered port fails fast.
+    pub connect_timeout: Duration,
     /// `None`: HTTP with sealed bodies; `Some`: HTTPS.
     pub tls: Option<TlsMode>,
 }
@@ -203,9 +205,19 @@ impl WinrmSession {
     /// Connects and logs on (NEGOTIATE, CHALLENGE, AUTHENTICATE on one connection).
     pub async fn connect(target: WinrmTarget<'_>) -> Result<Self, TransportError> {
         let addr = super::socket_addr(target.host, target.port);
-        let tcp = match tokio::time::timeout(target.timeout, TcpStream::connect(&addr)).await {
+        let connect_timeout = target.connect_timeout.min(target.timeout);
+        let tcp = match tokio::time::timeout(connect_timeout, TcpStream::connect(&addr)).await {
             Ok(s) => s.map_err(io_error("connect", &addr))?,
-            Err(_) => return Err(TransportError::Timeout(target.timeout)),
+            Err(_) => {
+                return Err(TransportError::Io {
+                    op: "connect",
+                    addr,
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("no TCP connection within {connect_timeout:?} (port filtered?)"),
+                    ),
+                })
+            }
         };
         let _ = tcp.set_nodelay(true);
         let mut channel_bindings = None;
