@@ -228,9 +228,8 @@ async fn registry(session: &mut WinrmSession, plan: &Plan, facts: &mut HostFacts
         if !wanted(facts, &name, only_missing) {
             continue;
         }
-        if !types.contains_key(&key.to_ascii_lowercase()) {
-            let listed = value_types(session, key).await.map_err(|e| failure(&e));
-            types.insert(key.to_ascii_lowercase(), listed);
+        if let std::collections::hash_map::Entry::Vacant(slot) = types.entry(key.to_ascii_lowercase()) {
+            slot.insert(value_types(session, key).await.map_err(|e| failure(&e)));
         }
         let (fact_value, reg) = match &types[&key.to_ascii_lowercase()] {
             Err(f) => (Value::Unavailable(f.clone()), None),

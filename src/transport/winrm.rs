@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use exsweep_wire::base64::{decode as unbase64, encode as base64};
 use exsweep_wire::ntlmv2::{self, AuthInput, Direction, Sealer};
+use exsweep_wire::spnego::{self, NegState, NTLMSSP_OID};
 use exsweep_wire::wsman::{self, Answer, Fault, FaultKind, Header, Item};
 use exsweep_wire::{http1, httpenc};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -191,7 +192,7 @@ fn negotiate_token(response: &http1::Response) -> Option<Vec<u8>> {
     response
         .headers_named("WWW-Authenticate")
         .find_map(|v| v.strip_prefix("Negotiate ").or_else(|| v.strip_prefix("NTLM ")))
-        .and_then(|t| unbase64(t))
+        .and_then(unbase64)
 }
 
 fn protocol(detail: impl Into<String>) -> TransportError {
@@ -281,8 +282,11 @@ impl WinrmSession {
         let negotiate = ntlmv2::encode_negotiate();
         let auth = format!("Negotiate {}", base64(&negotiate));
         let first = self.exchange(&[("Authorization", auth.as_str())], &[]).await?;
-        let challenge = match (first.status, negotiate_token(&first)) {
-            (401, Some(token)) => token,
+        let (wrapped, challenge) = match (first.status, negotiate_token(&first)) {
+            (401, Some(token)) if token.starts_with(b"NTLMSSP\0") => (false, token),
+            // A bare challenge to a raw NEGOTIATE: the server wants SPNEGO. No password has
+            // been tried yet, so asking again costs nothing against the lockout.
+            (401, None) => (true, self.spnego_challenge(&negotiate).await?),
             (status, _) => return Err(protocol(format!("HTTP {status} where an NTLM CHALLENGE was expected"))),
         };
         let input = AuthInput {
@@ -302,7 +306,19 @@ impl WinrmSession {
                 what: "NTLM CHALLENGE",
                 source,
             })?;
-        let auth = format!("Negotiate {}", base64(&authenticated.message));
+        let key = authenticated.exported_session_key;
+        let mut outgoing = Sealer::new(&key, Direction::ClientToServer, authenticated.flags);
+        let mut incoming = Sealer::new(&key, Direction::ServerToClient, authenticated.flags);
+        let token = if wrapped {
+            // The AUTHENTICATE carries a MIC, so SPNEGO wants a mechListMIC: the first signature
+            // of the session, after which the keystream starts again.
+            let mic = outgoing.sign(&spnego::mech_type_list());
+            outgoing.reset_keystream();
+            spnego::encode_resp(&authenticated.message, Some(&mic))
+        } else {
+            authenticated.message.clone()
+        };
+        let auth = format!("Negotiate {}", base64(&token));
         let second = self.exchange(&[("Authorization", auth.as_str())], &[]).await?;
         match second.status {
             200 | 204 => {}
@@ -314,13 +330,62 @@ impl WinrmSession {
             }
             status => return Err(protocol(format!("HTTP {status} after the NTLM AUTHENTICATE"))),
         }
-        if !self.sealed {
-            return Ok(());
+        if wrapped {
+            // accept-completed with the server's mechListMIC, which proves it knows the session
+            // key (and moves the incoming sequence on, as the server's did).
+            let token = negotiate_token(&second).ok_or_else(|| protocol("no SPNEGO answer to the AUTHENTICATE"))?;
+            let answer = spnego::decode_resp(&token).map_err(|source| TransportError::Decode {
+                what: "SPNEGO NegTokenResp",
+                source,
+            })?;
+            if answer.state != Some(NegState::AcceptCompleted) {
+                return Err(protocol(format!(
+                    "SPNEGO ended in {:?}, not accept-completed",
+                    answer.state
+                )));
+            }
+            let mic = answer
+                .mech_list_mic
+                .ok_or_else(|| protocol("SPNEGO accept-completed without the server's mechListMIC"))?;
+            incoming
+                .verify(&spnego::mech_type_list(), &mic)
+                .map_err(|source| TransportError::Decode {
+                    what: "SPNEGO mechListMIC",
+                    source,
+                })?;
+            incoming.reset_keystream();
         }
-        let key = authenticated.exported_session_key;
-        self.outgoing = Sealer::new(&key, Direction::ClientToServer, authenticated.flags);
-        self.incoming = Sealer::new(&key, Direction::ServerToClient, authenticated.flags);
+        if self.sealed {
+            self.outgoing = outgoing;
+            self.incoming = incoming;
+        }
         Ok(())
+    }
+
+    /// The NTLM CHALLENGE, asked for again inside a SPNEGO NegTokenInit.
+    async fn spnego_challenge(&mut self, negotiate: &[u8]) -> Result<Vec<u8>, TransportError> {
+        let auth = format!("Negotiate {}", base64(&spnego::encode_init(negotiate)));
+        let answer = self.exchange(&[("Authorization", auth.as_str())], &[]).await?;
+        let token = match (answer.status, negotiate_token(&answer)) {
+            (401, Some(token)) => token,
+            (status, _) => {
+                return Err(protocol(format!(
+                "HTTP {status} to a SPNEGO NegTokenInit offering NTLM: the server takes neither raw nor wrapped NTLM"
+            )))
+            }
+        };
+        let answer = spnego::decode_resp(&token).map_err(|source| TransportError::Decode {
+            what: "SPNEGO NegTokenResp",
+            source,
+        })?;
+        if answer.state == Some(NegState::Reject) || answer.supported_mech.as_deref().is_some_and(|m| m != NTLMSSP_OID)
+        {
+            return Err(protocol("the server's SPNEGO does not accept NTLM"));
+        }
+        answer
+            .response_token
+            .filter(|t| t.starts_with(b"NTLMSSP\0"))
+            .ok_or_else(|| protocol("SPNEGO answer without an NTLM CHALLENGE"))
     }
 
     /// One HTTP request and its response, within the session's timeout. A failure that may

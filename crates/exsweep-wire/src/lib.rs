@@ -18,6 +18,7 @@
 //!   `multipart/encrypted` framing of sealed WinRM bodies.
 //! - [`http1`], [`wsman`]: HTTP/1.1 responses parsed as they arrive, and WS-Management
 //!   envelopes and answers (WMI items, StdRegProv output, shell streams, faults).
+//! - [`spnego`]: the SPNEGO wrapping of NTLM a WinRM server may ask for.
 //! - [`pe`]: PE file versions (`VS_VERSIONINFO`), located by asking for byte ranges.
 
 pub mod base64;
@@ -32,6 +33,7 @@ pub mod ntlmv2;
 pub mod pe;
 pub mod regvalue;
 pub mod smbprobe;
+pub mod spnego;
 pub mod svcctl;
 pub mod winreg;
 pub mod wsman;

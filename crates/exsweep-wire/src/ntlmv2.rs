@@ -303,6 +303,7 @@ pub enum Direction {
 #[derive(Clone)]
 pub struct Sealer {
     sign_key: [u8; 16],
+    seal_key: [u8; 16],
     rc4: Rc4,
     seq: u32,
     key_exchange: bool,
@@ -325,6 +326,7 @@ impl Sealer {
         let seal_key = md5(&[exported_session_key, seal_magic]);
         Sealer {
             sign_key,
+            seal_key,
             rc4: Rc4::new(&seal_key),
             seq: 0,
             key_exchange: flags & NEGOTIATE_KEY_EXCH != 0,
@@ -348,6 +350,28 @@ impl Sealer {
         sig[12..].copy_from_slice(&seq);
         self.seq = self.seq.wrapping_add(1);
         sig
+    }
+
+    /// Signs a message without sealing it (SPNEGO's mechListMIC).
+    pub fn sign(&mut self, message: &[u8]) -> [u8; 16] {
+        self.signature(message)
+    }
+
+    /// Checks the signature of a message that was signed, not sealed.
+    pub fn verify(&mut self, message: &[u8], signature: &[u8]) -> Result<(), DecodeError> {
+        if self.signature(message).as_slice() != signature {
+            return Err(DecodeError::invalid(
+                "NTLM signature",
+                "does not match the message (tampered or out of sequence)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Restarts the RC4 keystream, keeping the sequence number: what both sides do after a
+    /// SPNEGO mechListMIC (pyspnego and Windows alike), so that sealing starts afresh.
+    pub fn reset_keystream(&mut self) {
+        self.rc4 = Rc4::new(&self.seal_key);
     }
 
     /// Seals a message: the sealed bytes (as long as the message) and its signature.

@@ -35,7 +35,7 @@ impl WindowsPath {
         match (chars.next(), chars.next(), chars.next()) {
             (Some(drive), Some(':'), Some('\\')) if drive.is_ascii_alphabetic() => {
                 let rest: Vec<&str> = normalized[3..].split('\\').filter(|p| !p.is_empty()).collect();
-                if rest.is_empty() || rest.iter().any(|p| *p == "..") {
+                if rest.is_empty() || rest.contains(&"..") {
                     return Err(TransportError::NotADrivePath(path.to_owned()));
                 }
                 Ok(WindowsPath {

@@ -12,7 +12,8 @@ Win32_OperatingSystem, WQL enumerations (Win32_Service, CIM_DataFile) with Optim
 Win32_QuickFixEngineering, StdRegProv calls, an Exchange cmdlet through run_ps, built as pywinrm
 builds its own envelopes and sent through Protocol.send_message; the faults a Windows host gives
 (unknown class, bad WQL, a non-admin account, unencrypted HTTP); a wrong password (401); once over
-https://<address>:5986/wsman; and, when pypsrp is installed, its WinRS shell and WSMan.enumerate.
+https://<address>:5986/wsman; and, when pypsrp is installed, its WinRS shell and WSMan.enumerate,
+and its SPNEGO logon on the listener that refuses raw NTLMSSP (--spnego-port, 5987).
 Every expected value is worked out here from the profile's host.toml and registry.reg with this
 file's own parser (it shares no code with server.py). One line per check; exit 0 only when every
 check passes, 1 otherwise, 2 on bad usage.
@@ -384,6 +385,26 @@ def check_host(p, args, creds, report):
         want = p.expected_os()
         report.check(host, "pypsrp WSMan.enumerate WQL Win32_OperatingSystem", got,
                      [{"Caption": want["Caption"], "Version": want["Version"]}])
+        if args.spnego_port:
+            # A listener that wants SPNEGO: pyspnego's Negotiate (SPNEGO around NTLM, with
+            # mechListMICs) gets in, pywinrm's raw NTLMSSP gets a bare 401.
+            spnego_wsman = WSMan(p.address, port=args.spnego_port, ssl=False, auth="negotiate", username=user,
+                                 password=password, encryption="always", cert_validation=False)
+            with WinRS(spnego_wsman) as sh:
+                proc = Process(sh, "hostname")
+                proc.invoke()
+                proc.signal(SignalCode.CTRL_C)
+            report.check(host, "pypsrp SPNEGO-only listener: WinRS hostname", (proc.rc, proc.stdout.decode()),
+                         (0, p.netbios + "\r\n"))
+            raw = session(endpoint="http://%s:%d/wsman" % (p.address, args.spnego_port))
+            try:
+                raw.run_cmd("hostname")
+                outcome = "logged on"
+            except PermissionError as e:   # requests_ntlm: a 401 with no NTLM challenge token
+                outcome = "no challenge" if "challenge" in str(e) else str(e)
+            except Exception as e:  # noqa: BLE001 - reported as the outcome
+                outcome = type(e).__name__
+            report.check(host, "pywinrm raw NTLMSSP on the SPNEGO-only listener: bare 401", outcome, "no challenge")
     if args.pypsrp:
         attempt("pypsrp", pypsrp_checks)
 
@@ -408,6 +429,8 @@ def main():
     ap.add_argument("--address", action="append", default=[], help="check only the host at this address")
     ap.add_argument("--port", type=int, default=5985)
     ap.add_argument("--tls-port", type=int, default=5986, help="0: skip the HTTPS checks")
+    ap.add_argument("--spnego-port", type=int, default=5987,
+                    help="the listeners that take only SPNEGO-wrapped NTLM (0: skip those checks)")
     ap.add_argument("--no-pypsrp", dest="pypsrp", action="store_false", help="skip the pypsrp checks")
     ap.add_argument("names", nargs="*", metavar="NAME")
     args = ap.parse_args()

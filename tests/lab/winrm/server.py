@@ -4,14 +4,16 @@
 One process serves every lab host: for each host profile (tests/lab/hosts/<name>/host.toml,
 registry.reg and the [[file]] tables) it listens on <address>:5985 (HTTP, NTLM with message
 sealing, as Windows with AllowUnencrypted=false) and <address>:5986 (HTTPS with a self-signed
-certificate made at start, NTLM still required), and answers WMI enumerations (by class and by
+certificate made at start, NTLM still required), optionally <address>:--spnego-port (HTTP that,
+like a server wanting SPNEGO, refuses raw NTLMSSP), and answers WMI enumerations (by class and by
 WQL), StdRegProv method calls and the cmd shell (hostname, whoami, ipconfig, a few Exchange
 cmdlets through powershell -EncodedCommand) from that profile. The non-admin account gets the
 access-denied fault a Windows host returns. Everything it does and where each answer comes from:
 tests/lab/winrm/README.md.
 
     server.py --hosts-dir tests/lab/hosts --users-file FILE --run-dir DIR
-              [--port 5985] [--tls-port 5986] [--admin USER]... [--add-addresses] [NAME...]
+              [--port 5985] [--tls-port 5986] [--spnego-port 0] [--admin USER]... [--add-addresses]
+              [NAME...]
     server.py --self-test
 
 NTLM is pyspnego's acceptor (spnego.server); it reads the accounts from the file named by
@@ -1749,8 +1751,9 @@ def encrypt_body(ctx, data):
 class Conn:
     """One TCP connection: one NTLM security context (HTTP keep-alive)."""
 
-    def __init__(self, host, tls, peer, port, cert_hash):
+    def __init__(self, host, tls, peer, port, cert_hash, spnego_only=False):
         self.host, self.tls, self.peer, self.port, self.cert_hash = host, tls, peer, port, cert_hash
+        self.spnego_only = spnego_only
         self.ctx = None
         self.authenticated = False
         self.user = ""
@@ -1863,10 +1866,10 @@ def http_response(status, body=b"", content_type=None, extra=(), close=False):
 
 
 class Server:
-    def __init__(self, hosts, admins, run_dir, port, tls_port):
+    def __init__(self, hosts, admins, run_dir, port, tls_port, spnego_port=0):
         self.hosts = hosts
         self.admins = {a.lower() for a in admins}
-        self.run_dir, self.port, self.tls_port = run_dir, port, tls_port
+        self.run_dir, self.port, self.tls_port, self.spnego_port = run_dir, port, tls_port, spnego_port
         self.wsman = WsMan()
         self.connections = 0
         self.tls = {}            # host name -> (SSLContext, cert hash)
@@ -1945,7 +1948,7 @@ class Server:
         try:
             # the TLS handshake is done (start_server(ssl=...)); its SNI callback made the host's context
             cert_hash = self.tls_for(h)[1] if tls else None
-            conn = Conn(h, tls, peer, port, cert_hash)
+            conn = Conn(h, tls, peer, port, cert_hash, spnego_only=port == self.spnego_port)
             first = True
             while True:
                 try:
@@ -2005,6 +2008,10 @@ class Server:
             except (binascii.Error, ValueError):
                 return http_response(400), True, "bad auth token"
             is_ntlm = token.startswith(b"NTLMSSP\x00")
+            if is_ntlm and conn.spnego_only:
+                # as a server that wants SPNEGO: a bare challenge, no token
+                conn.reset()
+                return http_response(401, extra=[challenge]), False, "raw NTLMSSP refused (SPNEGO only)"
             starts = (is_ntlm and token[8:12] == b"\x01\x00\x00\x00") or (token[:1] == b"\x60")
             if starts:
                 conn.reset()
@@ -2069,7 +2076,7 @@ class Server:
         for h in self.hosts:
             if not h.enabled:
                 continue
-            for port, tls in ((self.port, False), (self.tls_port, True)):
+            for port, tls in ((self.port, False), (self.tls_port, True), (self.spnego_port, False)):
                 if not port:
                     continue
                 kw = dict(limit=MAX_HEAD, reuse_address=True, backlog=128)
@@ -2153,6 +2160,8 @@ def main():
     ap.add_argument("--run-dir", help="pid file, ready marker, log, TLS key and certificates")
     ap.add_argument("--port", type=int, default=5985)
     ap.add_argument("--tls-port", type=int, default=5986, help="0: no HTTPS listeners")
+    ap.add_argument("--spnego-port", type=int, default=0,
+                    help="HTTP listeners that refuse raw NTLMSSP and take only SPNEGO-wrapped NTLM (0: none)")
     ap.add_argument("--admin", action="append", default=[],
                     help="account that is a local administrator (USER or DOMAIN\\USER); default exscan")
     ap.add_argument("--add-addresses", action="store_true",
@@ -2186,7 +2195,7 @@ def main():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    server = Server(hosts, args.admin or ["exscan"], args.run_dir, args.port, args.tls_port)
+    server = Server(hosts, args.admin or ["exscan"], args.run_dir, args.port, args.tls_port, args.spnego_port)
     ready = os.path.join(args.run_dir, "winrm.ready")
     pidf = os.path.join(args.run_dir, "winrm.pid")
     for f in (ready,):
@@ -2207,7 +2216,8 @@ def main():
             print("winrm: %s" % e, file=sys.stderr)
             return 1
         ms = (time.perf_counter() - t0) * 1000
-        listeners = [{"host": h.name, "address": h.address, "http": args.port, "https": args.tls_port or None}
+        listeners = [{"host": h.name, "address": h.address, "http": args.port, "https": args.tls_port or None,
+                      "spnego": args.spnego_port or None}
                      for h in hosts if h.enabled]
         tmp = ready + ".tmp"
         with open(tmp, "w") as fh:
