@@ -14,6 +14,8 @@ use crate::timefmt::Timestamp;
 pub enum Transport {
     Smb,
     Winrm,
+    /// Seen from the network without logging on (OWA's answer over plain HTTP).
+    Http,
     /// Worked out from other facts.
     Derived,
 }
@@ -23,6 +25,7 @@ impl Transport {
         match self {
             Transport::Smb => "smb",
             Transport::Winrm => "winrm",
+            Transport::Http => "http",
             Transport::Derived => "derived",
         }
     }

@@ -39,6 +39,8 @@ pub struct Host {
     pub winrm_port: u16,
     /// WinRM over HTTPS (5986 unless the inventory says otherwise).
     pub winrm_https_port: u16,
+    /// The web server OWA is asked on over plain HTTP (80 unless the inventory says otherwise).
+    pub http_port: u16,
     /// Accept any TLS certificate from this host: set only by the command line's
     /// `--winrm-accept-self-signed`, which names hosts; never by an inventory file.
     pub winrm_accept_self_signed: bool,
@@ -252,6 +254,7 @@ struct TomlDefaults {
     transports: Option<Vec<String>>,
     winrm_port: Option<u16>,
     winrm_https_port: Option<u16>,
+    http_port: Option<u16>,
 }
 
 #[derive(Deserialize)]
@@ -264,6 +267,7 @@ struct TomlHost {
     transports: Option<Vec<String>>,
     winrm_port: Option<u16>,
     winrm_https_port: Option<u16>,
+    http_port: Option<u16>,
 }
 
 pub fn parse_toml(path: &Path, text: &str) -> Result<Vec<Host>, InventoryError> {
@@ -298,6 +302,11 @@ pub fn parse_toml(path: &Path, text: &str) -> Result<Vec<Host>, InventoryError> 
             match h.winrm_https_port.or(inv.defaults.winrm_https_port) {
                 Some(0) => return Err(invalid(path, line, "winrm_https_port 0")),
                 Some(p) => host.winrm_https_port = p,
+                None => {}
+            }
+            match h.http_port.or(inv.defaults.http_port) {
+                Some(0) => return Err(invalid(path, line, "http_port 0")),
+                Some(p) => host.http_port = p,
                 None => {}
             }
             Ok(host)
@@ -342,6 +351,7 @@ fn build_host(
         transports: DEFAULT_TRANSPORTS.to_vec(),
         winrm_port: 5985,
         winrm_https_port: 5986,
+        http_port: 80,
         winrm_accept_self_signed: false,
         origin: Origin {
             file: path.to_owned(),
@@ -508,5 +518,20 @@ mod tests {
             err.to_string(),
             "i.csv:2: unknown transport \"ftp\" (smb, winrm, winrm-https)"
         );
+    }
+
+    #[test]
+    fn http_port_defaults_to_80_and_a_host_overrides_the_defaults() {
+        let text = "[defaults]\nhttp_port = 8080\n[[host]]\nname = 'a'\naddress = '127.0.0.1'\n\
+                    [[host]]\nname = 'b'\naddress = '127.0.0.2'\nhttp_port = 8081\n";
+        let hosts = parse_toml(Path::new("i.toml"), text).unwrap();
+        assert_eq!((hosts[0].http_port, hosts[1].http_port), (8080, 8081));
+        let csv = parse_csv(Path::new("i.csv"), "name,address\nh,127.0.0.1\n").unwrap();
+        assert_eq!(csv[0].http_port, 80);
+        let zero = parse_toml(
+            Path::new("i.toml"),
+            "[[host]]\nname = 'a'\naddress = '127.0.0.1'\nhttp_port = 0\n",
+        );
+        assert_eq!(zero.unwrap_err().to_string(), "i.toml:1: http_port 0");
     }
 }

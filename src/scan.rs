@@ -238,6 +238,12 @@ async fn scan_one(
             },
         }
     }
+    // What OWA shows anyone, for the settings the configuration reads did not give.
+    if connected && plan.owa && Instant::now() < deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let owa = collect::owa::collect(&host.address, host.http_port, connect_timeout, left, &mut facts);
+        let _ = tokio::time::timeout_at(deadline.into(), owa).await;
+    }
     if !connected {
         let failure = combine_failures(&refusals);
         warn!(kind = failure.kind.as_str(), reason = %failure.reason, "host not scanned");

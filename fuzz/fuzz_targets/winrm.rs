@@ -17,6 +17,11 @@ fuzz_target!(|data: &[u8]| {
                     break;
                 }
             }
+            // A plain web server's answer, its body ended by the connection closing.
+            let mut plain = http1::ResponseParser::until_close();
+            if plain.feed(rest).is_ok() {
+                drop(plain.finish());
+            }
         }
         1 => drop(httpenc::decode(rest)),
         2 => drop(wsman::parse_answer(rest)),

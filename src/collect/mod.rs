@@ -8,6 +8,7 @@
 pub mod files;
 pub mod hotfix;
 pub mod identity;
+pub mod owa;
 pub mod services;
 pub mod winrm;
 
@@ -83,6 +84,9 @@ pub struct Plan {
     pub files: Vec<String>,
     /// The unauthenticated SMB1 and NTLM probes.
     pub probes: bool,
+    /// A check names an `owa.*` fact: OWA is asked over plain HTTP for what the configuration
+    /// reads did not give.
+    pub owa: bool,
 }
 
 impl Plan {
@@ -97,6 +101,7 @@ impl Plan {
         let mut keys = BTreeSet::new();
         let mut services = BTreeSet::new();
         let mut files: Vec<String> = Vec::new();
+        let mut owa = false;
         let check_probes = catalog
             .checks_for(roles)
             .flat_map(|(check, _)| check.condition.probes());
@@ -119,7 +124,7 @@ impl Plan {
                         files.push(path.clone());
                     }
                 }
-                Probe::Fact(_) => {}
+                Probe::Fact(name) => owa |= name.starts_with("owa."),
             }
         }
         for name in &services {
@@ -134,6 +139,7 @@ impl Plan {
             services: services.into_iter().collect(),
             files,
             probes: true,
+            owa,
         }
     }
 

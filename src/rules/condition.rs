@@ -285,8 +285,9 @@ fn judge_leaf(probe: &Probe, expect: &Expect, facts: &HostFacts) -> Outcome {
 pub fn provenance(fact: &Fact, what: &str) -> String {
     let transport = fact.source.transport.as_str();
     match fact.source.transport {
-        // A derived fact says what it was worked out from (`file.…store.exe.version`).
-        Transport::Derived => format!(
+        // A derived fact says what it was worked out from (`file.…store.exe.version`), an
+        // observed one what was asked (`GET http://…/exchange/ … HTTP 401`).
+        Transport::Derived | Transport::Http => format!(
             "{transport}: {what} from {} at {}",
             fact.source.path, fact.source.read_at
         ),

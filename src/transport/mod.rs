@@ -1,6 +1,7 @@
 //! Sessions to one host. Each transport owns its protocol session and answers typed reads;
 //! it never decides what to read.
 
+pub mod http;
 pub mod probe;
 pub mod smb;
 pub mod winrm;

@@ -60,6 +60,9 @@ enum Framing {
 #[derive(Debug, Default)]
 pub struct ResponseParser {
     buf: Vec<u8>,
+    /// A body with no length runs until the connection closes ([`ResponseParser::finish`]);
+    /// otherwise it is an error (WinRM always sends a length).
+    until_close: bool,
 }
 
 fn invalid(detail: impl Into<String>) -> DecodeError {
@@ -71,53 +74,21 @@ impl ResponseParser {
         ResponseParser::default()
     }
 
+    /// A parser for a server that may end a body by closing the connection (`Connection:
+    /// close` on a plain web server).
+    pub fn until_close() -> Self {
+        ResponseParser {
+            until_close: true,
+            ..ResponseParser::default()
+        }
+    }
+
     /// Adds bytes; returns the response once it is complete, and keeps what follows it.
     pub fn feed(&mut self, bytes: &[u8]) -> Result<Option<Response>, DecodeError> {
         self.buf.extend_from_slice(bytes);
-        let Some(head_end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-            if self.buf.len() > MAX_HEADER_BYTES {
-                return Err(DecodeError::TooLong {
-                    what: "HTTP header section",
-                    len: self.buf.len(),
-                    limit: MAX_HEADER_BYTES,
-                });
-            }
+        let Some((status, headers, head_end)) = parse_head(&self.buf)? else {
             return Ok(None);
         };
-        if head_end > MAX_HEADER_BYTES {
-            return Err(DecodeError::TooLong {
-                what: "HTTP header section",
-                len: head_end,
-                limit: MAX_HEADER_BYTES,
-            });
-        }
-        let head = std::str::from_utf8(&self.buf[..head_end]).map_err(|_| invalid("header section is not UTF-8"))?;
-        let mut lines = head.split("\r\n");
-        let status_line = lines.next().unwrap_or("");
-        let mut parts = status_line.splitn(3, ' ');
-        let version = parts.next().unwrap_or("");
-        if !version.starts_with("HTTP/1.") {
-            return Err(invalid(format!("status line {status_line:?}")));
-        }
-        let status: u16 = parts
-            .next()
-            .and_then(|s| s.parse().ok())
-            .filter(|s| (100..1000).contains(s))
-            .ok_or_else(|| invalid(format!("status line {status_line:?}")))?;
-        let mut headers = Vec::new();
-        for line in lines {
-            if headers.len() >= MAX_HEADERS {
-                return Err(DecodeError::TooLong {
-                    what: "HTTP headers",
-                    len: headers.len() + 1,
-                    limit: MAX_HEADERS,
-                });
-            }
-            let (name, value) = line
-                .split_once(':')
-                .ok_or_else(|| invalid(format!("header line {line:?}")))?;
-            headers.push((name.trim().to_owned(), value.trim().to_owned()));
-        }
         let find = |n: &str| {
             headers
                 .iter()
@@ -131,6 +102,7 @@ impl ResponseParser {
                 Some(v) => Framing::Length(v.parse().map_err(|_| invalid(format!("Content-Length {v:?}")))?),
                 // 1xx, 204 and 304 have no body; WinRM always sends a length otherwise.
                 None if status < 200 || status == 204 || status == 304 => Framing::Length(0),
+                None if self.until_close => return Ok(None),
                 None => return Err(invalid("no Content-Length and not chunked")),
             }
         };
@@ -157,6 +129,71 @@ impl ResponseParser {
         self.buf.drain(..consumed);
         Ok(Some(Response { status, headers, body }))
     }
+
+    /// At the end of the stream: a response whose body ran until the connection closed (no
+    /// `Content-Length`, not chunked, as HTTP/1.0 servers answer), its body cut at
+    /// [`MAX_BODY`]; `None` when no whole header section arrived.
+    pub fn finish(&mut self) -> Result<Option<Response>, DecodeError> {
+        let Some((status, headers, head_end)) = parse_head(&self.buf)? else {
+            return Ok(None);
+        };
+        let body_start = (head_end + 4).min(self.buf.len());
+        let body_end = self.buf.len().min(body_start + MAX_BODY);
+        let body = self.buf[body_start..body_end].to_vec();
+        self.buf.clear();
+        Ok(Some(Response { status, headers, body }))
+    }
+}
+
+/// The status line and headers, and where the header section ends; `None` while it is
+/// incomplete.
+#[allow(clippy::type_complexity)]
+fn parse_head(buf: &[u8]) -> Result<Option<(u16, Vec<(String, String)>, usize)>, DecodeError> {
+    let Some(head_end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+        if buf.len() > MAX_HEADER_BYTES {
+            return Err(DecodeError::TooLong {
+                what: "HTTP header section",
+                len: buf.len(),
+                limit: MAX_HEADER_BYTES,
+            });
+        }
+        return Ok(None);
+    };
+    if head_end > MAX_HEADER_BYTES {
+        return Err(DecodeError::TooLong {
+            what: "HTTP header section",
+            len: head_end,
+            limit: MAX_HEADER_BYTES,
+        });
+    }
+    let head = std::str::from_utf8(&buf[..head_end]).map_err(|_| invalid("header section is not UTF-8"))?;
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or("");
+    let mut parts = status_line.splitn(3, ' ');
+    let version = parts.next().unwrap_or("");
+    if !version.starts_with("HTTP/1.") {
+        return Err(invalid(format!("status line {status_line:?}")));
+    }
+    let status: u16 = parts
+        .next()
+        .and_then(|s| s.parse().ok())
+        .filter(|s| (100..1000).contains(s))
+        .ok_or_else(|| invalid(format!("status line {status_line:?}")))?;
+    let mut headers = Vec::new();
+    for line in lines {
+        if headers.len() >= MAX_HEADERS {
+            return Err(DecodeError::TooLong {
+                what: "HTTP headers",
+                len: headers.len() + 1,
+                limit: MAX_HEADERS,
+            });
+        }
+        let (name, value) = line
+            .split_once(':')
+            .ok_or_else(|| invalid(format!("header line {line:?}")))?;
+        headers.push((name.trim().to_owned(), value.trim().to_owned()));
+    }
+    Ok(Some((status, headers, head_end)))
 }
 
 /// A chunked body: the body and the bytes it used, or `None` when more are needed.

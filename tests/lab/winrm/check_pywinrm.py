@@ -101,6 +101,7 @@ class Profile:
         self.name, self.address = doc["name"], doc["address"]
         self.netbios = doc.get("netbios_name", self.name.upper())
         self.winrm = doc.get("winrm", {})
+        self.owa = doc.get("owa")
         self.files = {f["path"].lower(): f for f in doc.get("file", [])}
         self.values, self.keys = read_reg(os.path.join(d, "registry.reg"))
 
@@ -365,6 +366,20 @@ def check_host(p, args, creds, report):
     if args.tls_port:
         attempt("https", https)
 
+    def owa():
+        # The profile's IIS stand-in, read with the standard library's HTTP client.
+        import http.client
+        conn = http.client.HTTPConnection(p.address, args.http_port, timeout=10)
+        conn.request("GET", p.owa.get("path", "/exchange/"))
+        r = conn.getresponse()
+        want = {"auth": 401, "ssl-required": 403, "redirect-https": 302, "anonymous": 200}[p.owa["http"]]
+        schemes = r.msg.get_all("WWW-Authenticate") or []
+        report.check(host, "http.client GET OWA over plain HTTP", (r.status, schemes),
+                     (want, p.owa.get("auth_schemes", []) if want == 401 else []))
+        conn.close()
+    if args.http_port and p.owa is not None:
+        attempt("owa", owa)
+
     def pypsrp_checks():
         from pypsrp.shell import Process, SignalCode, WinRS
         from pypsrp.wsman import WSMan
@@ -429,6 +444,7 @@ def main():
     ap.add_argument("--address", action="append", default=[], help="check only the host at this address")
     ap.add_argument("--port", type=int, default=5985)
     ap.add_argument("--tls-port", type=int, default=5986, help="0: skip the HTTPS checks")
+    ap.add_argument("--http-port", type=int, default=80, help="the OWA stand-in's port (0: skip)")
     ap.add_argument("--spnego-port", type=int, default=5987,
                     help="the listeners that take only SPNEGO-wrapped NTLM (0: skip those checks)")
     ap.add_argument("--no-pypsrp", dest="pypsrp", action="store_false", help="skip the pypsrp checks")

@@ -363,6 +363,12 @@ class Host:
             self.files.append((win, win.lower(), spec))
         self._derive_os()
         self._cmdlets = {k.lower(): (k, v) for k, v in (self.winrm.get("cmdlet") or {}).items()}
+        self.owa = doc.get("owa")
+        if self.owa is not None:
+            if not isinstance(self.owa, dict) or self.owa.get("http") not in OWA_MODES:
+                raise ProfileError("%s: [owa] http must be one of %s" % (f, ", ".join(OWA_MODES)))
+            self.owa_path = str(self.owa.get("path", "/exchange/")).lower().rstrip("/")
+            self.owa_schemes = [str(s) for s in self.owa.get("auth_schemes", [])]
 
     # -- operating system --
     def _derive_os(self):
@@ -1852,6 +1858,34 @@ REASONS = {100: "Continue", 200: "OK", 400: "Bad Request", 401: "Unauthorized", 
            431: "Request Header Fields Too Large", 500: "Internal Server Error", 501: "Not Implemented"}
 
 
+# How a profile's IIS answers a GET of the OWA folder over plain HTTP ([owa] http).
+OWA_MODES = ("auth", "ssl-required", "redirect-https", "anonymous")
+IIS_SSL_REQUIRED = (b"<html><head><title>The page must be viewed over a secure channel</title></head>"
+                    b"<body><h2>HTTP 403.4 - Forbidden: SSL required</h2>Internet Information Services</body></html>")
+
+
+def owa_response(h, target):
+    """What the host's IIS 5 answers a credential-less GET of `target` over plain HTTP."""
+    def iis(status, reason, body=b"", extra=()):
+        lines = ["HTTP/1.1 %d %s" % (status, reason), "Server: Microsoft-IIS/5.0",
+                 "Date: " + datetime.datetime.now(datetime.timezone.utc).strftime("%a, %d %b %Y %H:%M:%S GMT")]
+        lines += list(extra)
+        lines += ["Content-Length: %d" % len(body), "Content-Type: text/html", "Connection: close"]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("iso-8859-1") + body
+    path = target.split("?", 1)[0].lower().rstrip("/")
+    if path != h.owa_path and not path.startswith(h.owa_path + "/"):
+        return iis(404, "Object Not Found", b"<html>HTTP 404 - File not found</html>"), "owa 404"
+    mode = h.owa["http"]
+    if mode == "auth":
+        return iis(401, "Access Denied", b"<html>HTTP 401.2 - Unauthorized</html>",
+                   ["WWW-Authenticate: " + s for s in h.owa_schemes]), "owa 401"
+    if mode == "ssl-required":
+        return iis(403, "Access Forbidden", IIS_SSL_REQUIRED), "owa 403.4"
+    if mode == "redirect-https":
+        return iis(302, "Object Moved", extra=["Location: https://%s%s/" % (h.address, h.owa_path)]), "owa 302"
+    return iis(200, "OK", b"<html><title>Microsoft Outlook Web Access</title></html>"), "owa 200"
+
+
 def http_response(status, body=b"", content_type=None, extra=(), close=False):
     lines = ["HTTP/1.1 %d %s" % (status, REASONS.get(status, "Status")),
              "Server: Microsoft-HTTPAPI/2.0",
@@ -1866,10 +1900,11 @@ def http_response(status, body=b"", content_type=None, extra=(), close=False):
 
 
 class Server:
-    def __init__(self, hosts, admins, run_dir, port, tls_port, spnego_port=0):
+    def __init__(self, hosts, admins, run_dir, port, tls_port, spnego_port=0, http_port=0):
         self.hosts = hosts
         self.admins = {a.lower() for a in admins}
         self.run_dir, self.port, self.tls_port, self.spnego_port = run_dir, port, tls_port, spnego_port
+        self.http_port = http_port
         self.wsman = WsMan()
         self.connections = 0
         self.tls = {}            # host name -> (SSLContext, cert hash)
@@ -1939,6 +1974,25 @@ class Server:
         return ctx
 
     # -- connections --
+    async def serve_owa(self, reader, writer, h):
+        """One GET of the host's OWA over plain HTTP, answered as its IIS would; then close."""
+        peer = (writer.get_extra_info("peername") or ("?", 0))[0]
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10.0)
+            line = head.split(b"\r\n", 1)[0].decode("iso-8859-1")
+            method, target = (line.split(" ") + ["", ""])[:2]
+            if method != "GET":
+                out, what = http_response(405, extra=["Allow: GET"], close=True), method[:20]
+            else:
+                out, what = owa_response(h, target)
+            writer.write(out)
+            await writer.drain()
+            LOG.info("%s:%d %s %s %s", h.address, self.http_port, peer, target[:80], what)
+        except (asyncio.TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
     async def serve(self, reader, writer, h, tls, port):
         peer = (writer.get_extra_info("peername") or ("?", 0))[0]
         if self.connections >= MAX_CONNECTIONS:
@@ -2098,6 +2152,11 @@ class Server:
                             " (the address is not on lo: start the lab with scripts/lab up, or pass "
                             "--add-addresses)" if e.errno == 99 else "")) from None
                 self.servers.append(srv)
+            if self.http_port and h.owa is not None:
+                def owa_cb(r, w, h=h):
+                    return self.serve_owa(r, w, h)
+                self.servers.append(await asyncio.start_server(owa_cb, h.address, self.http_port,
+                                                               limit=MAX_HEAD, reuse_address=True))
         return added
 
 
@@ -2160,6 +2219,8 @@ def main():
     ap.add_argument("--run-dir", help="pid file, ready marker, log, TLS key and certificates")
     ap.add_argument("--port", type=int, default=5985)
     ap.add_argument("--tls-port", type=int, default=5986, help="0: no HTTPS listeners")
+    ap.add_argument("--http-port", type=int, default=0,
+                    help="plain-HTTP listeners answering GETs of OWA as the [owa] table of a profile says (0: none)")
     ap.add_argument("--spnego-port", type=int, default=0,
                     help="HTTP listeners that refuse raw NTLMSSP and take only SPNEGO-wrapped NTLM (0: none)")
     ap.add_argument("--admin", action="append", default=[],
@@ -2195,7 +2256,8 @@ def main():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    server = Server(hosts, args.admin or ["exscan"], args.run_dir, args.port, args.tls_port, args.spnego_port)
+    server = Server(hosts, args.admin or ["exscan"], args.run_dir, args.port, args.tls_port, args.spnego_port,
+                    args.http_port)
     ready = os.path.join(args.run_dir, "winrm.ready")
     pidf = os.path.join(args.run_dir, "winrm.pid")
     for f in (ready,):
