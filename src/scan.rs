@@ -161,6 +161,15 @@ async fn scan_one(
         return finish_host(index, host, account, facts, catalog, started_at, t0, rpc_calls);
     };
     let deadline = Instant::now() + host_timeout;
+    let ctx = LogonContext {
+        host,
+        credential_name,
+        credential,
+        breaker,
+        deadline,
+        host_timeout,
+        connect_timeout,
+    };
     let mut connected = false;
     let mut refusals: Vec<(TransportKind, Failure)> = Vec::new();
     for transport in &host.transports {
@@ -170,17 +179,7 @@ async fn scan_one(
             break;
         }
         match transport {
-            TransportKind::Smb => match logon(
-                host,
-                credential_name,
-                credential,
-                breaker,
-                deadline,
-                host_timeout,
-                connect_timeout,
-            )
-            .await
-            {
+            TransportKind::Smb => match logon(&ctx).await {
                 Err(failure) => refusals.push((TransportKind::Smb, failure)),
                 Ok(mut session) => {
                     let addr = socket_addr(&host.address, host.smb_port);
@@ -207,19 +206,7 @@ async fn scan_one(
                     }
                 }
             },
-            TransportKind::Winrm | TransportKind::WinrmHttps => match winrm_logon(
-                host,
-                *transport,
-                credential_name,
-                credential,
-                breaker,
-                deadline,
-                host_timeout,
-                connect_timeout,
-                connected,
-            )
-            .await
-            {
+            TransportKind::Winrm | TransportKind::WinrmHttps => match winrm_logon(&ctx, *transport, connected).await {
                 Err(failure) => refusals.push((*transport, failure)),
                 Ok(mut session) => {
                     let only_missing = connected;
@@ -321,21 +308,14 @@ fn transport_label(t: TransportKind) -> &'static str {
 
 /// Logs on through the lockout breaker, within the host's deadline: a refused logon counts
 /// against the account, a success lifts the in-flight bound.
-async fn through_breaker<T, E, F>(
-    credential_name: &str,
-    credential: &crate::credentials::Credential,
-    breaker: &Arc<LockoutBreaker>,
-    deadline: Instant,
-    what: &str,
-    host_timeout: Duration,
-    connect: F,
-) -> Result<T, Failure>
+async fn through_breaker<T, E, F>(ctx: &LogonContext<'_>, what: &str, connect: F) -> Result<T, Failure>
 where
     F: std::future::Future<Output = Result<T, E>>,
     E: Into<crate::transport::TransportError>,
 {
     // Keyed on the account, not the entry name: two entries for one account share its budget.
-    let ticket = match breaker.admit(&credential.account().to_lowercase()).await {
+    let credential_name = ctx.credential_name;
+    let ticket = match ctx.breaker.admit(&ctx.credential.account().to_lowercase()).await {
         Admission::Go(t) => t,
         Admission::Tripped { failures } => {
             return Err(Failure {
@@ -346,10 +326,10 @@ where
             })
         }
     };
-    match tokio::time::timeout_at(deadline.into(), connect).await {
+    match tokio::time::timeout_at(ctx.deadline.into(), connect).await {
         Err(_) => Err(Failure {
             kind: FailureKind::Timeout,
-            reason: format!("no {what} within {}s", host_timeout.as_secs_f64()),
+            reason: format!("no {what} within {}s", ctx.host_timeout.as_secs_f64()),
         }),
         Ok(Err(e)) => {
             let e: crate::transport::TransportError = e.into();
@@ -369,36 +349,30 @@ where
     }
 }
 
-/// An SMB session, through the breaker.
-async fn logon(
-    host: &Host,
-    credential_name: &str,
-    credential: &crate::credentials::Credential,
-    breaker: &Arc<LockoutBreaker>,
+/// Who logs on to which host, and within which limits.
+struct LogonContext<'a> {
+    host: &'a Host,
+    credential_name: &'a str,
+    credential: &'a crate::credentials::Credential,
+    breaker: &'a Arc<LockoutBreaker>,
+    /// When the host's time is up.
     deadline: Instant,
     host_timeout: Duration,
     connect_timeout: Duration,
-) -> Result<SmbSession, Failure> {
-    let target = SmbTarget {
-        host: &host.address,
-        port: host.smb_port,
-        credential,
-        timeout: host_timeout,
-        connect_timeout,
-    };
-    through_breaker(
-        credential_name,
-        credential,
-        breaker,
-        deadline,
-        "session",
-        host_timeout,
-        SmbSession::connect(target),
-    )
-    .await
 }
 
-/// A WinRM session (HTTP or HTTPS), through the breaker.
+/// An SMB session, through the breaker.
+async fn logon(ctx: &LogonContext<'_>) -> Result<SmbSession, Failure> {
+    let target = SmbTarget {
+        host: &ctx.host.address,
+        port: ctx.host.smb_port,
+        credential: ctx.credential,
+        timeout: ctx.host_timeout,
+        connect_timeout: ctx.connect_timeout,
+    };
+    through_breaker(ctx, "session", SmbSession::connect(target)).await
+}
+
 /// Facts a transport earlier in the host's order read stand: a later one's value replaces
 /// them only where they could not be read.
 fn keep_earlier(earlier: &HostFacts, facts: &mut HostFacts) {
@@ -414,25 +388,19 @@ fn keep_earlier(earlier: &HostFacts, facts: &mut HostFacts) {
 /// A WinRM session (HTTP or HTTPS), through the breaker. When another transport has logged
 /// on to this host with the same account, a refusal is not a wrong password (Windows answers
 /// 401 to accounts that may not use WinRM): it is access denied, and does not count.
-#[allow(clippy::too_many_arguments)]
 async fn winrm_logon(
-    host: &Host,
+    ctx: &LogonContext<'_>,
     transport: TransportKind,
-    credential_name: &str,
-    credential: &crate::credentials::Credential,
-    breaker: &Arc<LockoutBreaker>,
-    deadline: Instant,
-    host_timeout: Duration,
-    connect_timeout: Duration,
     account_proven: bool,
 ) -> Result<WinrmSession, Failure> {
+    let host = ctx.host;
     let https = transport == TransportKind::WinrmHttps;
     let target = WinrmTarget {
         host: &host.address,
         port: if https { host.winrm_https_port } else { host.winrm_port },
-        credential,
-        timeout: host_timeout,
-        connect_timeout,
+        credential: ctx.credential,
+        timeout: ctx.host_timeout,
+        connect_timeout: ctx.connect_timeout,
         tls: https.then_some(if host.winrm_accept_self_signed {
             TlsMode::AcceptSelfSigned
         } else {
@@ -440,7 +408,7 @@ async fn winrm_logon(
         }),
     };
     if account_proven {
-        return match tokio::time::timeout_at(deadline.into(), WinrmSession::connect(target)).await {
+        return match tokio::time::timeout_at(ctx.deadline.into(), WinrmSession::connect(target)).await {
             Ok(Ok(session)) => Ok(session),
             Ok(Err(e)) if e.kind() == FailureKind::AuthFailed => Err(Failure {
                 kind: FailureKind::AccessDenied,
@@ -452,20 +420,11 @@ async fn winrm_logon(
             }),
             Err(_) => Err(Failure {
                 kind: FailureKind::Timeout,
-                reason: format!("no WinRM session within {}s", host_timeout.as_secs_f64()),
+                reason: format!("no WinRM session within {}s", ctx.host_timeout.as_secs_f64()),
             }),
         };
     }
-    through_breaker(
-        credential_name,
-        credential,
-        breaker,
-        deadline,
-        "WinRM session",
-        host_timeout,
-        WinrmSession::connect(target),
-    )
-    .await
+    through_breaker(ctx, "WinRM session", WinrmSession::connect(target)).await
 }
 
 /// After a deadline: every planned fact not yet read is recorded as cut off, so checks on

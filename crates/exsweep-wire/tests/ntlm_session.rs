@@ -15,27 +15,27 @@ fn hex(s: &str) -> Vec<u8> {
 const FLAGS: u32 = 0xe28a_8235;
 const SESSION_KEY: [u8; 16] = [0x55; 16];
 
+/// The inputs of the [MS-NLMP] 4.2.4 example (which has no MIC).
+fn spec_input() -> AuthInput<'static> {
+    AuthInput {
+        user: "User",
+        domain: "Domain",
+        password: "Password",
+        workstation: "COMPUTER",
+        client_challenge: [0xaa; 8],
+        exported_session_key: SESSION_KEY,
+        fallback_time: 0,
+        with_mic: false,
+        channel_bindings: None,
+        target_spn: None,
+    }
+}
+
 #[test]
 fn ms_nlmp_4_2_4_ntlmv2_response_and_keys() {
     let challenge = include_bytes!("data/smb/nlmp-4.2.4.3-challenge.bin");
     let negotiate = ntlmv2::encode_negotiate();
-    let out = ntlmv2::authenticate(
-        &negotiate,
-        challenge,
-        &AuthInput {
-            user: "User",
-            domain: "Domain",
-            password: "Password",
-            workstation: "COMPUTER",
-            client_challenge: [0xaa; 8],
-            exported_session_key: SESSION_KEY,
-            fallback_time: 0,
-            with_mic: false,
-            channel_bindings: None,
-            target_spn: None,
-        },
-    )
-    .unwrap();
+    let out = ntlmv2::authenticate(&negotiate, challenge, &spec_input()).unwrap();
     // 4.2.4.2.2 NTLMv2 response (NTProofStr), 4.2.4.1.2 session base key.
     assert_eq!(out.nt_proof.to_vec(), hex("68cd0ab851e51c96aabc927bebef6a1c"));
     assert_eq!(out.session_base_key.to_vec(), hex("8de40ccadbc14a82f15cb0ad0de95ca3"));
@@ -57,16 +57,8 @@ fn ms_nlmp_4_2_4_ntlmv2_response_and_keys() {
 fn with_a_mic_the_message_carries_one_and_msv_av_flags() {
     let challenge = include_bytes!("data/smb/nlmp-4.2.4.3-challenge.bin");
     let input = AuthInput {
-        user: "User",
-        domain: "Domain",
-        password: "Password",
-        workstation: "COMPUTER",
-        client_challenge: [0xaa; 8],
-        exported_session_key: SESSION_KEY,
-        fallback_time: 0,
         with_mic: true,
-        channel_bindings: None,
-        target_spn: None,
+        ..spec_input()
     };
     let out = ntlmv2::authenticate(&ntlmv2::encode_negotiate(), challenge, &input).unwrap();
     assert_ne!(out.message[72..88], [0u8; 16]);
@@ -87,16 +79,10 @@ fn channel_binding_hash_and_spn_match_pyspnego() {
 
     let challenge = include_bytes!("data/smb/nlmp-4.2.4.3-challenge.bin");
     let input = AuthInput {
-        user: "User",
-        domain: "Domain",
-        password: "Password",
-        workstation: "COMPUTER",
-        client_challenge: [0xaa; 8],
-        exported_session_key: SESSION_KEY,
-        fallback_time: 0,
         with_mic: true,
         channel_bindings: Some(hash),
         target_spn: Some("HTTP/ex1"),
+        ..spec_input()
     };
     let out = ntlmv2::authenticate(&ntlmv2::encode_negotiate(), challenge, &input).unwrap();
     // MsvAvChannelBindings (10) and MsvAvTargetName (9) sit in the echoed target information.
