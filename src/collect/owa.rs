@@ -120,7 +120,9 @@ pub async fn collect(address: &str, port: u16, connect_timeout: Duration, timeou
     }
     let path = owa_path(facts);
     let addr = socket_addr(address, port);
+    let started = std::time::Instant::now();
     let answer = http::get(&addr, &addr, path, connect_timeout, timeout).await;
+    tracing::debug!(phase = "owa", ms = started.elapsed().as_millis() as u64, "phase done");
     let what = match &answer {
         Ok(r) => format!("GET http://{addr}{path} (no credentials): HTTP {}", r.status),
         Err(_) => format!("GET http://{addr}{path} (no credentials)"),
