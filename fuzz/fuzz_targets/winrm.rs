@@ -1,15 +1,15 @@
 //! What a WinRM server sends: HTTP responses fed in pieces, encrypted bodies, WS-Management
-//! answers, SPNEGO NegTokenResp messages, and CHALLENGE messages answered with an
-//! AUTHENTICATE; selected by the first byte.
+//! answers, SPNEGO NegTokenResp messages, server certificates (their channel-binding hash), and
+//! CHALLENGE messages answered with an AUTHENTICATE; selected by the first byte.
 #![no_main]
-use exsweep_wire::{http1, httpenc, ntlmv2, spnego, wsman};
+use exsweep_wire::{certhash, http1, httpenc, ntlmv2, spnego, wsman};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&which, rest)) = data.split_first() else {
         return;
     };
-    match which % 5 {
+    match which % 6 {
         0 => {
             let mut parser = http1::ResponseParser::new();
             for piece in rest.chunks(7) {
@@ -26,6 +26,7 @@ fuzz_target!(|data: &[u8]| {
         1 => drop(httpenc::decode(rest)),
         2 => drop(wsman::parse_answer(rest)),
         3 => drop(spnego::decode_resp(rest)),
+        4 => drop(certhash::end_point_hash(rest)),
         _ => {
             let input = ntlmv2::AuthInput {
                 user: "u",

@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use exsweep_wire::base64::{decode as unbase64, encode as base64};
+use exsweep_wire::certhash::{end_point_hash, EndPointHash};
 use exsweep_wire::ntlmv2::{self, AuthInput, Direction, Sealer};
 use exsweep_wire::spnego::{self, NegState, NTLMSSP_OID};
 use exsweep_wire::wsman::{self, Answer, Fault, FaultKind, Header, Item};
@@ -235,12 +236,21 @@ impl WinrmSession {
                 let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
                 match tokio::time::timeout(target.timeout, connector.connect(name, tcp)).await {
                     Ok(Ok(s)) => {
-                        // RFC 5929 tls-server-end-point: SHA-256 of the server's certificate.
+                        // RFC 5929 tls-server-end-point: the certificate hashed with the hash
+                        // of its own signature (SHA-256 for MD5 and SHA-1). An unknown one
+                        // sends no binding: a wrong binding fails even a relaxed server.
                         if let Some(cert) = s.get_ref().1.peer_certificates().and_then(|c| c.first()) {
-                            let digest = ring::digest::digest(&ring::digest::SHA256, cert.as_ref());
-                            let mut data = b"tls-server-end-point:".to_vec();
-                            data.extend_from_slice(digest.as_ref());
-                            channel_bindings = Some(ntlmv2::channel_binding_hash(&data));
+                            let algorithm = match end_point_hash(cert.as_ref()) {
+                                Ok(Some(EndPointHash::Sha256)) => Some(&ring::digest::SHA256),
+                                Ok(Some(EndPointHash::Sha384)) => Some(&ring::digest::SHA384),
+                                Ok(Some(EndPointHash::Sha512)) => Some(&ring::digest::SHA512),
+                                Ok(None) | Err(_) => None,
+                            };
+                            channel_bindings = algorithm.map(|a| {
+                                let mut data = b"tls-server-end-point:".to_vec();
+                                data.extend_from_slice(ring::digest::digest(a, cert.as_ref()).as_ref());
+                                ntlmv2::channel_binding_hash(&data)
+                            });
                         }
                         Box::new(s)
                     }

@@ -22,7 +22,9 @@
 //! - [`pe`]: PE file versions (`VS_VERSIONINFO`), located by asking for byte ranges.
 
 pub mod base64;
+pub mod certhash;
 pub mod dcerpc;
+mod der;
 mod error;
 pub mod http1;
 pub mod httpenc;

@@ -4,6 +4,7 @@
 //! Only what an NTLM-only initiator needs: one mechanism offered (NTLMSSP), definite DER
 //! lengths, at most [`MAX_TOKEN`] bytes.
 
+use crate::der::Der;
 use crate::DecodeError;
 
 /// Largest SPNEGO token accepted (a CHALLENGE with its target information is well under 2 KiB).
@@ -73,77 +74,6 @@ pub fn encode_resp(response_token: &[u8], mech_list_mic: Option<&[u8]>) -> Vec<u
         seq.extend_from_slice(&tlv(0xa3, &tlv(0x04, mic)));
     }
     tlv(0xa1, &tlv(0x30, &seq))
-}
-
-/// A DER reader over one buffer; every length is checked against what is left.
-struct Der<'a> {
-    buf: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Der<'a> {
-    fn new(buf: &'a [u8]) -> Self {
-        Der { buf, at: 0 }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.at >= self.buf.len()
-    }
-
-    fn byte(&mut self, what: &'static str) -> Result<u8, DecodeError> {
-        let b = *self.buf.get(self.at).ok_or(DecodeError::Truncated {
-            what,
-            offset: self.at,
-            need: 1,
-            have: 0,
-        })?;
-        self.at += 1;
-        Ok(b)
-    }
-
-    /// The next element: its tag and its content.
-    fn element(&mut self, what: &'static str) -> Result<(u8, &'a [u8]), DecodeError> {
-        let tag = self.byte(what)?;
-        let first = self.byte(what)?;
-        let len = match first {
-            0..=0x7f => first as usize,
-            0x81..=0x83 => {
-                let mut len = 0usize;
-                for _ in 0..(first & 0x7f) {
-                    len = (len << 8) | self.byte(what)? as usize;
-                }
-                len
-            }
-            _ => {
-                return Err(DecodeError::invalid(
-                    what,
-                    format!("unsupported DER length form 0x{first:02x}"),
-                ))
-            }
-        };
-        let have = self.buf.len() - self.at;
-        if len > have {
-            return Err(DecodeError::Truncated {
-                what,
-                offset: self.at,
-                need: len,
-                have,
-            });
-        }
-        let content = &self.buf[self.at..self.at + len];
-        self.at += len;
-        Ok((tag, content))
-    }
-
-    fn expect(&mut self, tag: u8, what: &'static str) -> Result<&'a [u8], DecodeError> {
-        match self.element(what)? {
-            (t, content) if t == tag => Ok(content),
-            (t, _) => Err(DecodeError::invalid(
-                what,
-                format!("tag 0x{t:02x} where 0x{tag:02x} was expected"),
-            )),
-        }
-    }
 }
 
 /// Decodes a server's NegTokenResp (`[1] SEQUENCE { [0] negState, [1] supportedMech,

@@ -347,6 +347,11 @@ class Host:
         # Like WinRM's CbtHardeningLevel: "relaxed" (Windows' default) checks channel bindings a
         # client sends over HTTPS; "strict" also refuses an HTTPS logon without them.
         self.cbt = str(self.winrm.get("cbt_hardening", "relaxed")).lower()
+        # The certificate's key and signature: RSA 2048 with SHA-256, or ECDSA P-384 with SHA-384
+        # (whose channel binding is then a SHA-384 hash, RFC 5929 4.1).
+        self.tls_key = str(self.winrm.get("tls_key", "rsa-2048")).lower()
+        if self.tls_key not in ("rsa-2048", "ecdsa-p384"):
+            raise ProfileError("%s: [winrm] tls_key must be \"rsa-2048\" or \"ecdsa-p384\"" % f)
         if self.cbt not in ("relaxed", "strict"):
             raise ProfileError("%s: [winrm] cbt_hardening must be \"relaxed\" or \"strict\"" % f)
         regf = os.path.join(pdir, "registry.reg")
@@ -1908,7 +1913,8 @@ class Server:
         self.wsman = WsMan()
         self.connections = 0
         self.tls = {}            # host name -> (SSLContext, cert hash)
-        self._key_pem = None
+        self._key_pem = None     # key type -> PEM path of its private key (0600)
+        self._keys = {}          # key type -> private key
         self.servers = []
 
     def is_admin(self, principal):
@@ -1922,38 +1928,46 @@ class Server:
             return got
         from cryptography import x509
         from cryptography.hazmat.primitives import hashes, serialization
-        from cryptography.hazmat.primitives.asymmetric import rsa
+        from cryptography.hazmat.primitives.asymmetric import ec, rsa
         from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
         kdir = os.path.join(self.run_dir, "tls")
         if self._key_pem is None:
+            self._key_pem = {}
+        if h.tls_key not in self._key_pem:
             os.makedirs(kdir, mode=0o700, exist_ok=True)
-            key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-            self._key = key
-            self._key_pem = os.path.join(kdir, "key.pem")
-            fd = os.open(self._key_pem, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            if h.tls_key == "ecdsa-p384":
+                key = ec.generate_private_key(ec.SECP384R1())
+            else:
+                key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            self._keys[h.tls_key] = key
+            path = os.path.join(kdir, "key-%s.pem" % h.tls_key)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "wb") as fh:
                 fh.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                            serialization.NoEncryption()))
+            self._key_pem[h.tls_key] = path
+        key = self._keys[h.tls_key]
+        digest = hashes.SHA384() if h.tls_key == "ecdsa-p384" else hashes.SHA256()
         now = datetime.datetime.now(datetime.timezone.utc)
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, h.name)])
         cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-                .public_key(self._key.public_key()).serial_number(x509.random_serial_number())
+                .public_key(key.public_key()).serial_number(x509.random_serial_number())
                 .not_valid_before(now - datetime.timedelta(days=1))
                 .not_valid_after(now + datetime.timedelta(days=365))
                 .add_extension(x509.SubjectAlternativeName([
                     x509.DNSName(h.name), x509.DNSName(h.netbios),
                     x509.IPAddress(ipaddress.IPv4Address(h.address))]), critical=False)
                 .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-                .sign(self._key, hashes.SHA256()))
+                .sign(key, digest))
         der = cert.public_bytes(serialization.Encoding.DER)
         cpath = os.path.join(kdir, "%s.pem" % h.name)
         with open(cpath, "wb") as fh:
             fh.write(cert.public_bytes(serialization.Encoding.PEM))
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        ctx.load_cert_chain(cpath, self._key_pem)
-        # RFC 5929 tls-server-end-point: the certificate hashed with its signature hash (SHA-256 here)
-        got = (ctx, hashlib.sha256(der).digest())
+        ctx.load_cert_chain(cpath, self._key_pem[h.tls_key])
+        # RFC 5929 tls-server-end-point: the certificate hashed with its signature's hash
+        got = (ctx, (hashlib.sha384 if h.tls_key == "ecdsa-p384" else hashlib.sha256)(der).digest())
         self.tls[h.name] = got
         return got
 
