@@ -172,12 +172,14 @@ async fn scan_one(
     };
     let mut connected = false;
     let mut refusals: Vec<(TransportKind, Failure)> = Vec::new();
+    let mut tried = 0;
     for transport in &host.transports {
         // A refused logon is not retried over another transport: the account is the same,
         // and each try counts toward the lockout.
         if Instant::now() >= deadline || refusals.iter().any(|(_, f)| f.kind == FailureKind::AuthFailed) {
             break;
         }
+        tried += 1;
         match transport {
             TransportKind::Smb => match logon(&ctx).await {
                 Err(failure) => refusals.push((TransportKind::Smb, failure)),
@@ -239,8 +241,19 @@ async fn scan_one(
         if Instant::now() >= deadline {
             mark_cut_off(&mut facts, &plan, host_timeout);
         }
+        let untried = host.transports[tried..].iter().map(|t| {
+            let failure = Failure {
+                kind: FailureKind::Timeout,
+                reason: format!(
+                    "not tried: the host's deadline of {}s was reached first",
+                    host_timeout.as_secs_f64()
+                ),
+            };
+            (*t, failure)
+        });
         facts.transport_failures = refusals
             .into_iter()
+            .chain(untried)
             .map(|(t, f)| (transport_label(t).to_owned(), f))
             .collect();
         info!(facts = facts.len(), rpc_calls, "host collected");

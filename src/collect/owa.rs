@@ -58,17 +58,33 @@ pub fn judge(answer: &Result<Response, TransportError>) -> Vec<(&'static str, Va
             || body.contains("ssl required")
             || body.contains("ssl is required")
             || body.contains("secure channel"));
-    let to_https = matches!(status, 301 | 302 | 303 | 307 | 308)
+    let to_https = (matches!(status, 301 | 302 | 303 | 307 | 308)
         && response
             .header("Location")
-            .is_some_and(|l| l.trim().to_ascii_lowercase().starts_with("https://"));
-    let schemes: Vec<String> = response
-        .headers_named("WWW-Authenticate")
-        .map(|v| v.split_whitespace().next().unwrap_or("").to_ascii_lowercase())
-        .collect();
+            .is_some_and(|l| l.trim().to_ascii_lowercase().starts_with("https://")))
+        // A page that sends the browser on to https (an IIS custom 403.4 error page, say).
+        || (status == 200 && body.contains("https://") && (body.contains("refresh") || body.contains("location")));
+    // A 200 proves OWA is served in clear only when it is OWA that answered (Exchange adds
+    // MS-WebStorage to OWA's pages), not a landing page or a load balancer's.
+    let is_owa = response.header("MS-WebStorage").is_some()
+        || ["outlook web access", "outlook web app", "outlook on the web"]
+            .iter()
+            .any(|m| body.contains(m));
+    let schemes = challenge_schemes(response);
     match status {
+        200 if !to_https && !is_owa => OWA_FACTS
+            .iter()
+            .map(|n| {
+                (
+                    *n,
+                    unknown(
+                        "OWA over plain HTTP answered HTTP 200 with a page that does not show itself as OWA".into(),
+                    ),
+                )
+            })
+            .collect(),
         // Served in clear: no SSL, let alone 128-bit SSL, is required.
-        200 | 401 => {
+        200 | 401 if !to_https => {
             let basic = if status == 401 {
                 Value::Bool(schemes.iter().any(|s| s == "basic"))
             } else {
@@ -107,6 +123,20 @@ pub fn judge(answer: &Result<Response, TransportError>) -> Vec<(&'static str, Va
     }
 }
 
+/// The authentication schemes a response offers, lower-cased: every `WWW-Authenticate` header,
+/// each split at commas, since a proxy may merge several challenges into one line
+/// (`Negotiate, NTLM, Basic realm="x"`); a segment whose first word is `name=value` is a
+/// parameter of the challenge before it, not a scheme.
+fn challenge_schemes(response: &Response) -> Vec<String> {
+    response
+        .headers_named("WWW-Authenticate")
+        .flat_map(|v| v.split(','))
+        .filter_map(|segment| segment.split_whitespace().next())
+        .filter(|word| !word.contains('='))
+        .map(str::to_ascii_lowercase)
+        .collect()
+}
+
 /// Asks OWA over plain HTTP and records what the answer proves, for the `owa.*` facts that
 /// are missing or could not be read.
 pub async fn collect(address: &str, port: u16, connect_timeout: Duration, timeout: Duration, facts: &mut HostFacts) {
@@ -121,6 +151,8 @@ pub async fn collect(address: &str, port: u16, connect_timeout: Duration, timeou
     let path = owa_path(facts);
     let addr = socket_addr(address, port);
     let started = std::time::Instant::now();
+    // A port that accepts and never answers must not hold the host to its deadline.
+    let timeout = timeout.min(connect_timeout + Duration::from_secs(10));
     let answer = http::get(&addr, &addr, path, connect_timeout, timeout).await;
     tracing::debug!(phase = "owa", ms = started.elapsed().as_millis() as u64, "phase done");
     let what = match &answer {
@@ -163,6 +195,37 @@ mod tests {
         assert_eq!(value(&judged, "owa.ssl_128bit_required"), &Value::Bool(false));
         assert_eq!(value(&judged, "owa.basic_auth_enabled"), &Value::Bool(true));
         assert_eq!(value(&judged, "owa.anonymous_enabled"), &Value::Bool(false));
+    }
+
+    #[test]
+    fn challenges_merged_into_one_header_still_show_basic() {
+        let judged = judge(&answer(
+            "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Negotiate, NTLM, Basic realm=\"ex1\", charset=\"UTF-8\"\r\nContent-Length: 0\r\n\r\n",
+        ));
+        assert_eq!(value(&judged, "owa.basic_auth_enabled"), &Value::Bool(true));
+        let digest_only = judge(&answer(
+            "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Digest realm=\"basic\", nonce=\"x\"\r\nContent-Length: 0\r\n\r\n",
+        ));
+        assert_eq!(value(&digest_only, "owa.basic_auth_enabled"), &Value::Bool(false));
+    }
+
+    #[test]
+    fn a_200_counts_only_when_it_is_owa_and_not_a_way_to_https() {
+        let owa = judge(&answer(
+            "HTTP/1.1 200 OK\r\nMS-WebStorage: 6.0.6249\r\nContent-Length: 13\r\n\r\n<html></html>",
+        ));
+        assert_eq!(value(&owa, "owa.anonymous_enabled"), &Value::Bool(true));
+        assert_eq!(value(&owa, "owa.ssl_required"), &Value::Bool(false));
+        let landing = judge(&answer("HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\n<html></html>"));
+        assert!(landing.iter().all(|(_, v)| matches!(v, Value::Unavailable(_))));
+        let refresh = judge(&answer(
+            "HTTP/1.1 200 OK\r\nContent-Length: 71\r\n\r\n<meta http-equiv=\"Refresh\" content=\"0;URL=https://ex1/exchange/\"></html>",
+        ));
+        assert_eq!(value(&refresh, "owa.ssl_required"), &Value::Bool(true));
+        assert!(matches!(
+            value(&refresh, "owa.anonymous_enabled"),
+            Value::Unavailable(_)
+        ));
     }
 
     #[test]

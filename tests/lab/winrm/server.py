@@ -1888,7 +1888,8 @@ def owa_response(h, target):
         return iis(403, "Access Forbidden", IIS_SSL_REQUIRED), "owa 403.4"
     if mode == "redirect-https":
         return iis(302, "Object Moved", extra=["Location: https://%s%s/" % (h.address, h.owa_path)]), "owa 302"
-    return iis(200, "OK", b"<html><title>Microsoft Outlook Web Access</title></html>"), "owa 200"
+    return iis(200, "OK", b"<html><title>Microsoft Outlook Web Access</title></html>",
+               ["MS-WebStorage: 6.0.6249"]), "owa 200"
 
 
 def http_response(status, body=b"", content_type=None, extra=(), close=False):
