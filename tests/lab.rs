@@ -476,6 +476,86 @@ fn binary_scans_the_lab_and_writes_both_reports() {
     assert!(!Path::new(&out.path().join("findings.csv.partial")).exists());
 }
 
+/// A sweep killed outright (SIGKILL, no chance to clean up) keeps every host it had finished:
+/// each host's rows are flushed to the `.partial` files as soon as the host is done.
+#[test]
+fn a_sweep_killed_mid_run_keeps_the_hosts_already_collected() {
+    // One more host whose SMB port accepts and then says nothing: it holds the sweep open.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let holder = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for sock in listener.incoming().take(4).flatten() {
+            held.push(sock);
+        }
+        std::thread::sleep(Duration::from_secs(30));
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = dir.path().join("inventory.toml");
+    let mut text = std::fs::read_to_string(repo().join("inventory/lab.toml")).unwrap();
+    text.push_str(&format!(
+        "\n[[host]]\nname = \"silent\"\naddress = \"127.0.0.1:{port}\"\ntransports = [\"smb\"]\n"
+    ));
+    std::fs::write(&inventory, text).unwrap();
+    let out = dir.path().join("out");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_exsweep"))
+        .args(["scan", "--timeout", "120", "--inventory"])
+        .arg(&inventory)
+        .arg("--credentials")
+        .arg(lab_credentials_file())
+        .arg("--out")
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let partial = out.join("results.jsonl.partial");
+    let lab_names: Vec<String> = lab_hosts().into_iter().map(|h| h.name).collect();
+    let t0 = std::time::Instant::now();
+    let hosts_in = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<Json>(l).ok())
+            .filter(|r| r["type"] == "host")
+            .map(|r| r["host"].as_str().unwrap_or("").to_owned())
+            .collect()
+    };
+    loop {
+        let text = std::fs::read_to_string(&partial).unwrap_or_default();
+        if hosts_in(&text).len() == lab_names.len() {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "the lab hosts were not reported: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // Every finished host is there, whole; the silent one is not; nothing looks complete.
+    let jsonl = std::fs::read_to_string(&partial).unwrap();
+    let mut reported = hosts_in(&jsonl);
+    reported.sort();
+    let mut expected = lab_names.clone();
+    expected.sort();
+    assert_eq!(reported, expected);
+    assert!(
+        jsonl.lines().all(|l| serde_json::from_str::<Json>(l).is_ok()),
+        "a torn line"
+    );
+    let csv = std::fs::read_to_string(out.join("findings.csv.partial")).unwrap();
+    for name in &lab_names {
+        assert!(
+            csv.lines().any(|l| l.split(',').nth(1) == Some(name.as_str())),
+            "{name} not in the CSV"
+        );
+    }
+    assert!(!csv.lines().any(|l| l.split(',').nth(1) == Some("silent")));
+    assert!(!out.join("results.jsonl").exists() && !out.join("findings.csv").exists());
+    drop(holder);
+}
+
 fn text(facts: &HostFacts, name: &str) -> Option<String> {
     match &facts.get(name)?.value {
         Value::Text(t) => Some(t.clone()),
