@@ -435,16 +435,20 @@ fn dead_and_hanging_hosts_do_not_hold_up_the_sweep() {
 #[test]
 fn binary_scans_the_lab_and_writes_both_reports() {
     let out = tempfile::tempdir().unwrap();
-    let status = Command::new(env!("CARGO_BIN_EXE_exsweep"))
-        .args(["scan", "--inventory"])
+    // At the most verbose level, so that the logs can be searched for the password too.
+    let run = Command::new(env!("CARGO_BIN_EXE_exsweep"))
+        .args(["scan", "-vv", "--inventory"])
         .arg(repo().join("inventory/lab.toml"))
         .arg("--credentials")
         .arg(lab_credentials_file())
         .arg("--out")
         .arg(out.path())
-        .status()
+        .output()
         .unwrap();
-    assert!(status.success());
+    assert!(run.status.success());
+    let logs = String::from_utf8_lossy(&run.stderr);
+    assert!(logs.contains("phase done"), "no debug logs at -vv");
+    assert!(!logs.contains("Lab-Passw0rd!") && !String::from_utf8_lossy(&run.stdout).contains("Lab-Passw0rd!"));
     let csv = std::fs::read_to_string(out.path().join("findings.csv")).unwrap();
     let header = csv.lines().next().unwrap();
     assert_eq!(header, exsweep::report::CSV_COLUMNS.join(","));
