@@ -10,7 +10,7 @@
 //! - [`dcerpc`]: connection-oriented DCE/RPC PDUs (bind, bind_ack, request, response, fault)
 //!   and fragment reassembly (`PFC_LAST_FRAG`).
 //! - [`winreg`]: [MS-RRP] stubs for the read-only registry calls exsweep makes.
-//! - [`regvalue`]: registry value types and their data.
+//! - [`regvalue`]: registry value types and their data; [`secdesc`]: security descriptors.
 //! - [`svcctl`]: [MS-SCMR] stubs for listing services and their states.
 //! - [`ntlm`], [`smbprobe`]: the NTLM CHALLENGE and the SMB1/SMB2 negotiations read before
 //!   any logon (SMB1 acceptance, signing, the server's names and OS version).
@@ -34,6 +34,7 @@ pub mod ntlm;
 pub mod ntlmv2;
 pub mod pe;
 pub mod regvalue;
+pub mod secdesc;
 pub mod smbprobe;
 pub mod spnego;
 pub mod svcctl;

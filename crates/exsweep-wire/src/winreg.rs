@@ -28,6 +28,10 @@ pub const OPNUM_ENUM_KEY: u16 = 9;
 pub const OPNUM_ENUM_VALUE: u16 = 10;
 /// [MS-RRP] 3.1.5.15 BaseRegOpenKey (Opnum 15)
 pub const OPNUM_OPEN_KEY: u16 = 15;
+/// [MS-RRP] 3.1.5.13 BaseRegGetKeySecurity (Opnum 12)
+pub const OPNUM_GET_KEY_SECURITY: u16 = 12;
+/// `SECURITY_INFORMATION`: the DACL alone.
+pub const DACL_SECURITY_INFORMATION: u32 = 0x4;
 /// [MS-RRP] 3.1.5.17 BaseRegQueryValue (Opnum 17)
 pub const OPNUM_QUERY_VALUE: u16 = 17;
 
@@ -116,6 +120,50 @@ pub fn encode_open_key(parent: &KeyHandle, subkey: &str, access: u32) -> Vec<u8>
     w.u32(0); // dwOptions
     w.u32(access);
     w.into_bytes()
+}
+
+/// BaseRegGetKeySecurity: the parts of `key`'s security descriptor `information` names, in
+/// a buffer of `capacity` bytes the server fills (the descriptor pointer sent null, as
+/// impacket's client sends it).
+pub fn encode_get_key_security(key: &KeyHandle, information: u32, capacity: u32) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.bytes(&key.0);
+    w.u32(information);
+    w.null_pointer(); // lpSecurityDescriptor
+    w.u32(capacity); // cbInSecurityDescriptor
+    w.u32(0); // cbOutSecurityDescriptor
+    w.into_bytes()
+}
+
+/// The answer to BaseRegGetKeySecurity: the self-relative security descriptor, and on
+/// `ERROR_INSUFFICIENT_BUFFER` the size needed in `needed`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeySecurityResponse {
+    pub descriptor: Option<Vec<u8>>,
+    /// `cbInSecurityDescriptor` as returned.
+    pub needed: u32,
+    pub status: Win32Status,
+}
+
+pub fn decode_get_key_security_response(stub: &[u8]) -> Result<KeySecurityResponse, DecodeError> {
+    let mut r = Reader::new(stub);
+    let present = r.pointer("lpSecurityDescriptor")?.is_some();
+    let needed = r.u32("cbInSecurityDescriptor")?;
+    r.u32("cbOutSecurityDescriptor")?;
+    let descriptor = if present {
+        let bytes = r.varying_bytes("lpSecurityDescriptor")?.to_vec();
+        r.align(4, "security descriptor padding")?;
+        Some(bytes)
+    } else {
+        None
+    };
+    let status = read_status(&mut r)?;
+    r.finish("get key security response")?;
+    Ok(KeySecurityResponse {
+        descriptor,
+        needed,
+        status,
+    })
 }
 
 /// BaseRegCloseKey.
