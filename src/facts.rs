@@ -162,6 +162,12 @@ pub fn registry_key_fact_name(path: &str) -> String {
     format!("registry-key:{}", normalize_key_path(path))
 }
 
+/// The name under which the accounts a key's DACL grants access are kept:
+/// `registry-acl:<KEY PATH>` (a list of SIDs).
+pub fn registry_acl_fact_name(path: &str) -> String {
+    format!("registry-acl:{}", normalize_key_path(path))
+}
+
 /// Canonical key path: `HKEY_LOCAL_MACHINE` spelled `HKLM`, single backslashes, no trailing
 /// backslash. Case is kept as written (registry names compare case-insensitively).
 pub fn normalize_key_path(path: &str) -> String {

@@ -480,6 +480,54 @@ fn binary_scans_the_lab_and_writes_both_reports() {
     assert!(!Path::new(&out.path().join("findings.csv.partial")).exists());
 }
 
+/// The winreg key's DACL (E2K-BE-ACL-WINREG) as exsweep reads it, against impacket's reading
+/// of the same key on every Exchange 2000 lab host (tests/data/winreg/record_key_security.py).
+#[test]
+fn winreg_key_acl_matches_impacket() {
+    const KEY: &str = r"SYSTEM\CurrentControlSet\Control\SecurePipeServers\winreg";
+    let hosts: Vec<Host> = lab_hosts()
+        .into_iter()
+        .filter(|h| h.roles.iter().any(|r| r.starts_with("exchange2000")))
+        .collect();
+    assert_eq!(hosts.len(), 4);
+    let results = scan(hosts.clone(), lab_credentials(), &config(30));
+    for (h, r) in hosts.iter().zip(&results) {
+        let fact = r
+            .facts
+            .get(&format!(r"registry-acl:HKLM\{KEY}"))
+            .expect("registry-acl fact");
+        let Value::List(ours) = &fact.value else {
+            panic!("{}: {:?}", h.name, fact.value)
+        };
+        let out = Command::new("python3")
+            .arg(repo().join("crates/exsweep-wire/tests/data/winreg/record_key_security.py"))
+            .arg(lab_credentials_file())
+            .arg(&h.address)
+            .arg(KEY)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        // ace TYPE FLAGS MASK SID: allow entries that apply to the key itself (not inherit-only).
+        let mut theirs: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.strip_prefix("ace "))
+            .map(|l| l.split(' ').collect::<Vec<_>>())
+            .filter(|f| f[0] == "0" && f[1].parse::<u8>().unwrap() & 0x08 == 0 && f[2] != "0x00000000")
+            .map(|f| f[3].to_owned())
+            .collect();
+        theirs.sort();
+        theirs.dedup();
+        assert_eq!(ours, &theirs, "{}", h.name);
+        let everyone = ours.iter().any(|s| s == "S-1-1-0");
+        assert_eq!(
+            everyone,
+            matches!(h.name.as_str(), "exbe-rtm" | "exfe-sp2"),
+            "{}",
+            h.name
+        );
+    }
+}
+
 /// A sweep killed outright (SIGKILL, no chance to clean up) keeps every host it had finished:
 /// each host's rows are flushed to the `.partial` files as soon as the host is done.
 #[test]

@@ -15,11 +15,12 @@ pub mod winrm;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use exsweep_wire::secdesc;
 use tracing::debug;
 
 use crate::facts::{
-    registry_fact_name, registry_key_fact_name, Fact, Failure, FailureKind, HostFacts, RegistryValue, Source,
-    Transport, Value,
+    registry_acl_fact_name, registry_fact_name, registry_key_fact_name, Fact, Failure, FailureKind, HostFacts,
+    RegistryValue, Source, Transport, Value,
 };
 use crate::rules::bulletins;
 use crate::rules::{Catalog, Probe};
@@ -76,6 +77,8 @@ pub struct Plan {
     pub registry_values: Vec<(String, String)>,
     /// Keys whose existence a check asks about.
     pub registry_keys: Vec<String>,
+    /// Keys whose DACL a check asks about (facts `registry-acl:<KEY>`).
+    pub key_acls: Vec<String>,
     pub update_indicators: bool,
     /// Services whose start mode a check names: their state is read over svcctl too.
     pub services: Vec<String>,
@@ -102,6 +105,7 @@ impl Plan {
         let mut services = BTreeSet::new();
         let mut files: Vec<String> = Vec::new();
         let mut owa = false;
+        let mut key_acls = BTreeSet::new();
         let check_probes = catalog
             .checks_for(roles)
             .flat_map(|(check, _)| check.condition.probes());
@@ -124,7 +128,12 @@ impl Plan {
                         files.push(path.clone());
                     }
                 }
-                Probe::Fact(name) => owa |= name.starts_with("owa."),
+                Probe::Fact(name) => {
+                    owa |= name.starts_with("owa.");
+                    if let Some(path) = name.strip_prefix("registry-acl:") {
+                        key_acls.insert(path.to_owned());
+                    }
+                }
             }
         }
         for name in &services {
@@ -135,6 +144,7 @@ impl Plan {
         Plan {
             registry_values: values.into_iter().collect(),
             registry_keys: keys.into_iter().collect(),
+            key_acls: key_acls.into_iter().collect(),
             update_indicators: true,
             services: services.into_iter().collect(),
             files,
@@ -154,7 +164,12 @@ impl Plan {
         let keys = self
             .registry_keys
             .iter()
-            .map(|p| (registry_key_fact_name(p), p.clone(), None));
+            .map(|p| (registry_key_fact_name(p), p.clone(), None))
+            .chain(
+                self.key_acls
+                    .iter()
+                    .map(|p| (registry_acl_fact_name(p), p.clone(), None)),
+            );
         let updates = self
             .update_indicators
             .then(|| ["updates.indicators", "hotfix.installed"].map(|n| (n.to_owned(), UPDATES.to_owned(), None)))
@@ -310,6 +325,31 @@ pub async fn collect_smb(session: &mut SmbSession, plan: &Plan, catalog: &Catalo
             },
         };
         facts.insert(Fact::new(&registry_key_fact_name(path), value, smb_source(path)));
+    }
+    for path in &plan.key_acls {
+        let value = match &lost {
+            Some(f) => Value::Unavailable(f.clone()),
+            None => match session.key_security(path).await {
+                Ok(None) => Value::Absent,
+                Ok(Some(bytes)) => match secdesc::decode(&bytes) {
+                    Ok(sd) => Value::List(sd.allowed_sids()),
+                    Err(source) => Value::Unavailable(failure(&TransportError::Decode {
+                        what: "key security descriptor",
+                        source,
+                    })),
+                },
+                Err(e) => {
+                    let f = failure(&e);
+                    if session_lost(&e) {
+                        lost = Some(f.clone());
+                    }
+                    Value::Unavailable(f)
+                }
+            },
+        };
+        let mut source = smb_source(path);
+        source.value = Some("DACL: accounts granted access (BaseRegGetKeySecurity)".into());
+        facts.insert(Fact::new(&registry_acl_fact_name(path), value, source));
     }
     derive_exchange_setup(facts);
     services::derive_from_registry(&plan.services, facts);

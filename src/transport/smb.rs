@@ -614,6 +614,49 @@ impl SmbSession {
         })
     }
 
+    /// The self-relative security descriptor (DACL, owner and group as the server gives them)
+    /// of `HKLM\...`. `Ok(None)` when the key does not exist.
+    pub async fn key_security(&mut self, path: &str) -> Result<Option<Vec<u8>>, TransportError> {
+        const INSUFFICIENT_BUFFER: Win32Status = Win32Status(122);
+        const MAX_DESCRIPTOR: u32 = 64 * 1024;
+        let Some(key) = self.open(path).await? else {
+            return Ok(None);
+        };
+        let mut capacity = 4096;
+        for _ in 0..2 {
+            let stub = winreg::encode_get_key_security(&key, winreg::DACL_SECURITY_INFORMATION, capacity);
+            let answer = self.call(winreg::OPNUM_GET_KEY_SECURITY, &stub).await?;
+            let resp = winreg::decode_get_key_security_response(&answer).map_err(|source| TransportError::Decode {
+                what: "BaseRegGetKeySecurity response",
+                source,
+            })?;
+            match resp.status {
+                Win32Status::SUCCESS => {
+                    return resp.descriptor.map(Some).ok_or_else(|| TransportError::Decode {
+                        what: "BaseRegGetKeySecurity response",
+                        source: exsweep_wire::DecodeError::Invalid {
+                            what: "lpSecurityDescriptor",
+                            detail: "success without a descriptor".into(),
+                        },
+                    })
+                }
+                INSUFFICIENT_BUFFER if resp.needed > capacity && resp.needed <= MAX_DESCRIPTOR => {
+                    capacity = resp.needed
+                }
+                status => {
+                    return Err(TransportError::Win32 {
+                        call: "BaseRegGetKeySecurity",
+                        status,
+                    })
+                }
+            }
+        }
+        Err(TransportError::Win32 {
+            call: "BaseRegGetKeySecurity",
+            status: INSUFFICIENT_BUFFER,
+        })
+    }
+
     /// Names of the subkeys of `path`, in the server's order. `Ok(None)` when it does not exist.
     pub async fn subkeys(&mut self, path: &str) -> Result<Option<Vec<String>>, TransportError> {
         let Some(key) = self.open(path).await? else {
