@@ -528,6 +528,58 @@ fn winreg_key_acl_matches_impacket() {
     }
 }
 
+/// The folder ACLs of E2K-BE-ACL-MAILROOT and -NNTPFILE as exsweep reads them (QUERY_INFO
+/// security), against Samba's own client (`smbcacls --numeric`) on every Exchange 2000 host.
+#[test]
+fn folder_acls_match_smbcacls() {
+    let hosts: Vec<Host> = lab_hosts()
+        .into_iter()
+        .filter(|h| h.roles.iter().any(|r| r.starts_with("exchange2000")))
+        .collect();
+    let results = scan(hosts.clone(), lab_credentials(), &config(30));
+    let auth = lab_dir().join("smbclient-default.auth");
+    let mut everyone_on_mailroot = Vec::new();
+    for (h, r) in hosts.iter().zip(&results) {
+        for folder in [r"Inetpub\mailroot", r"Inetpub\nntpfile", r"Inetpub\nntpfile\root"] {
+            let fact = r
+                .facts
+                .get(&format!(r"file-acl:%SystemDrive%\{folder}"))
+                .expect("file-acl fact");
+            let Value::List(ours) = &fact.value else {
+                panic!("{} {folder}: {:?}", h.name, fact.value)
+            };
+            let out = Command::new("smbcacls")
+                .arg(format!("//{}/C$", h.address))
+                .arg(folder)
+                .arg("-A")
+                .arg(&auth)
+                .arg("--numeric")
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            // ACL:SID:TYPE/FLAGS/MASK: allow entries for the folder itself (not inherit-only).
+            let mut theirs: Vec<String> = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter_map(|l| l.strip_prefix("ACL:"))
+                .filter_map(|l| {
+                    let (sid, rest) = l.split_once(':')?;
+                    let f: Vec<&str> = rest.split('/').collect();
+                    let flags = u8::from_str_radix(f.get(1)?.trim_start_matches("0x"), 16).ok()?;
+                    (f[0] == "0" && flags & 0x08 == 0 && *f.get(2)? != "0x00000000").then(|| sid.to_owned())
+                })
+                .collect();
+            theirs.sort();
+            theirs.dedup();
+            assert_eq!(ours, &theirs, "{} {folder}", h.name);
+            if folder.ends_with("mailroot") && ours.iter().any(|s| s == "S-1-1-0") {
+                everyone_on_mailroot.push(h.name.clone());
+            }
+        }
+    }
+    everyone_on_mailroot.sort();
+    assert_eq!(everyone_on_mailroot, ["exbe-rtm", "exfe-sp2"]);
+}
+
 /// A sweep killed outright (SIGKILL, no chance to clean up) keeps every host it had finished:
 /// each host's rows are flushed to the `.partial` files as soon as the host is done.
 #[test]

@@ -95,6 +95,19 @@ fn resolve(template: &str, facts: &HostFacts) -> Result<Location, Failure> {
             }
             return Ok(Location::AdminShare(rest.to_owned()));
         }
+        // The drive Windows is on, from whichever of its folders is known.
+        "%systemdrive%" => [
+            registry_text(facts, super::identity::WINDOWS_NT_CURRENT_VERSION, "SystemRoot"),
+            fact_text(facts, "os.windows_directory"),
+            registry_text(facts, WINDOWS_CURRENT_VERSION, "ProgramFilesDir"),
+        ]
+        .into_iter()
+        .flatten()
+        .find_map(|dir| {
+            let drive = dir.get(..2)?;
+            (drive.ends_with(':') && drive.starts_with(|c: char| c.is_ascii_alphabetic())).then(|| drive.to_owned())
+        })
+        .ok_or_else(|| skipped("%SystemDrive% unknown: neither the system root nor Program Files was read".into()))?,
         "%programfiles%" => registry_text(facts, WINDOWS_CURRENT_VERSION, "ProgramFilesDir").ok_or_else(|| {
             skipped(format!(
                 "%ProgramFiles% unknown: {WINDOWS_CURRENT_VERSION}\\ProgramFilesDir not read"
@@ -250,6 +263,55 @@ pub async fn collect(session: &mut SmbSession, templates: &[String], facts: &mut
         }
     }
     lost
+}
+
+/// The name under which the accounts a file's or folder's DACL grants access are kept:
+/// `file-acl:<template>` (a list of SIDs).
+pub fn file_acl_fact_name(template: &str) -> String {
+    format!("file-acl:{template}")
+}
+
+/// Reads the DACL of each file or folder `templates` name, through its drive's share.
+pub async fn collect_acls(session: &mut SmbSession, templates: &[String], facts: &mut HostFacts) -> Option<Failure> {
+    let mut lost: Option<Failure> = None;
+    for template in templates {
+        let (read_from, value) = match (resolve(template, facts), &lost) {
+            (Err(f), _) => (template.clone(), Value::Unavailable(f)),
+            (Ok(_), Some(f)) => (template.clone(), Value::Unavailable(f.clone())),
+            (Ok(Location::AdminShare(rest)), None) => {
+                let from = format!(r"ADMIN$\{rest}");
+                (from, acl_value(session.file_security("ADMIN$", &rest).await, &mut lost))
+            }
+            (Ok(Location::Drive(path)), None) => {
+                let read = session.file_security(&path.drive_share(), path.within_drive()).await;
+                (path.to_string(), acl_value(read, &mut lost))
+            }
+        };
+        let mut source = source(&read_from, Timestamp::now());
+        source.value = Some("DACL: accounts granted access (QUERY_INFO security)".into());
+        facts.insert(Fact::new(&file_acl_fact_name(template), value, source));
+    }
+    lost
+}
+
+fn acl_value(read: Result<Option<Vec<u8>>, TransportError>, lost: &mut Option<Failure>) -> Value {
+    match read {
+        Ok(None) => Value::Absent,
+        Ok(Some(bytes)) => match exsweep_wire::secdesc::decode(&bytes) {
+            Ok(sd) => Value::List(sd.allowed_sids()),
+            Err(source) => Value::Unavailable(failure(&TransportError::Decode {
+                what: "file security descriptor",
+                source,
+            })),
+        },
+        Err(e) => {
+            let f = failure(&e);
+            if session_lost(&e) {
+                *lost = Some(f.clone());
+            }
+            Value::Unavailable(f)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -79,6 +79,8 @@ pub struct Plan {
     pub registry_keys: Vec<String>,
     /// Keys whose DACL a check asks about (facts `registry-acl:<KEY>`).
     pub key_acls: Vec<String>,
+    /// Files and folders (path templates) whose DACL a check asks about (`file-acl:<path>`).
+    pub file_acls: Vec<String>,
     pub update_indicators: bool,
     /// Services whose start mode a check names: their state is read over svcctl too.
     pub services: Vec<String>,
@@ -106,6 +108,7 @@ impl Plan {
         let mut files: Vec<String> = Vec::new();
         let mut owa = false;
         let mut key_acls = BTreeSet::new();
+        let mut file_acls = BTreeSet::new();
         let check_probes = catalog
             .checks_for(roles)
             .flat_map(|(check, _)| check.condition.probes());
@@ -133,6 +136,9 @@ impl Plan {
                     if let Some(path) = name.strip_prefix("registry-acl:") {
                         key_acls.insert(path.to_owned());
                     }
+                    if let Some(template) = name.strip_prefix("file-acl:") {
+                        file_acls.insert(template.to_owned());
+                    }
                 }
             }
         }
@@ -145,6 +151,7 @@ impl Plan {
             registry_values: values.into_iter().collect(),
             registry_keys: keys.into_iter().collect(),
             key_acls: key_acls.into_iter().collect(),
+            file_acls: file_acls.into_iter().collect(),
             update_indicators: true,
             services: services.into_iter().collect(),
             files,
@@ -169,6 +176,11 @@ impl Plan {
                 self.key_acls
                     .iter()
                     .map(|p| (registry_acl_fact_name(p), p.clone(), None)),
+            )
+            .chain(
+                self.file_acls
+                    .iter()
+                    .map(|t| (files::file_acl_fact_name(t), t.clone(), None)),
             );
         let updates = self
             .update_indicators
@@ -394,6 +406,9 @@ pub async fn collect_smb(session: &mut SmbSession, plan: &Plan, catalog: &Catalo
             }
         }
         lost = files::collect(session, &rest, facts).await;
+    }
+    if lost.is_none() && !plan.file_acls.is_empty() {
+        lost = files::collect_acls(session, &plan.file_acls, facts).await;
     }
     debug!(phase = "files", ms = phase.elapsed().as_millis() as u64, "phase done");
     if lost.is_some() {

@@ -43,6 +43,7 @@ pub enum Op {
     Between,
     Exists,
     Absent,
+    Only,
 }
 
 /// What a condition expects of the value it reads.
@@ -59,6 +60,9 @@ pub enum Expect {
     Between(Scalar, Scalar),
     Exists,
     Absent,
+    /// Every item (of a list; a scalar is one item) matches one of these; `*` in a pattern
+    /// stands for any run of characters (`S-1-5-21-*-512`: Domain Admins of any domain).
+    Only(Vec<Scalar>),
 }
 
 impl std::fmt::Display for Expect {
@@ -75,6 +79,10 @@ impl std::fmt::Display for Expect {
                 write!(f, "one of [{}]", items.join(", "))
             }
             Expect::Between(a, b) => write!(f, "between {a} and {b}"),
+            Expect::Only(vs) => {
+                let items: Vec<String> = vs.iter().map(Scalar::to_string).collect();
+                write!(f, "only [{}]", items.join(", "))
+            }
             Expect::Exists => f.write_str("exists"),
             Expect::Absent => f.write_str("absent"),
         }
@@ -388,6 +396,13 @@ pub fn judge_scalar(expect: &Expect, observed: &Scalar, kind: &str) -> (Truth, O
         Expect::Le(v) => ordered(v, |o| o != Greater),
         Expect::Lt(v) => ordered(v, |o| o == Less),
         Expect::In(vs) => (pass_if(vs.iter().any(|v| cmp(v) == Some(Equal))), None),
+        Expect::Only(patterns) => {
+            let text = match observed {
+                Scalar::Text(t) => t.clone(),
+                other => other.to_string(),
+            };
+            (pass_if(matches_any(&text, patterns)), None)
+        }
         Expect::Between(low, high) => match (cmp(low), cmp(high)) {
             (Some(a), Some(b)) => (pass_if(a != Less && b != Greater), None),
             _ => unordered(),
@@ -408,7 +423,32 @@ fn judge_list(expect: &Expect, items: &[String]) -> (Truth, Option<String>) {
         Expect::Eq(v) => (pass_if(holds(v)), None),
         Expect::Ne(v) => (pass_if(!holds(v)), None),
         Expect::In(vs) => (pass_if(vs.iter().any(holds)), None),
+        Expect::Only(patterns) => (pass_if(items.iter().all(|i| matches_any(i, patterns))), None),
         _ => (Truth::Unknown, Some("a list cannot be ordered".into())),
+    }
+}
+
+/// Whether `text` matches one of `patterns` (ASCII case ignored; `*` any run of characters).
+fn matches_any(text: &str, patterns: &[Scalar]) -> bool {
+    patterns.iter().any(|p| {
+        let pattern = match p {
+            Scalar::Text(t) => t.clone(),
+            other => other.to_string(),
+        };
+        glob(&pattern.to_ascii_lowercase(), &text.to_ascii_lowercase())
+    })
+}
+
+fn glob(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == text,
+        Some((head, tail)) => {
+            let Some(rest) = text.strip_prefix(head) else {
+                return false;
+            };
+            // Every place the rest of the pattern could start; patterns are short.
+            (0..=rest.len()).any(|i| rest.is_char_boundary(i) && glob(tail, &rest[i..]))
+        }
     }
 }
 
@@ -624,6 +664,10 @@ fn build_expect(def: ExpectDef) -> Result<Expect, String> {
             Some(ExpectValue::Many(v)) if v.len() == 2 => Ok(Expect::Between(v[0].clone(), v[1].clone())),
             _ => Err("`between` needs a list of two values, [low, high]".into()),
         },
+        Op::Only => match def.value {
+            Some(ExpectValue::Many(v)) if !v.is_empty() => Ok(Expect::Only(v)),
+            _ => Err("`only` needs a non-empty list".into()),
+        },
         Op::Exists | Op::Absent if def.value.is_some() => Err("`exists` and `absent` take no value".into()),
         Op::Exists => Ok(Expect::Exists),
         Op::Absent => Ok(Expect::Absent),
@@ -778,6 +822,31 @@ mod tests {
         assert!(needs.evidence[0].contains("ACL facts"));
         let denied = judge_condition(&cond(&format!("all = [{pass}, {unknown}]")).unwrap(), &facts);
         assert!(denied.evidence.iter().any(|e| e.contains("denied")), "{denied:?}");
+    }
+
+    #[test]
+    fn only_asks_that_every_item_match_a_pattern() {
+        let only = Expect::Only(vec![
+            Scalar::Text("S-1-5-18".into()),
+            Scalar::Text("S-1-5-21-*-512".into()),
+        ]);
+        let sids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            judge_list(&only, &sids(&["S-1-5-18", "S-1-5-21-1-2-3-512"])).0,
+            Truth::Pass
+        );
+        assert_eq!(judge_list(&only, &sids(&["S-1-5-18", "S-1-1-0"])).0, Truth::Fail);
+        assert_eq!(judge_list(&only, &sids(&["S-1-5-21-1-2-3-513"])).0, Truth::Fail);
+        // An empty DACL grants nobody anything: limited, trivially.
+        assert_eq!(judge_list(&only, &[]).0, Truth::Pass);
+        assert_eq!(
+            judge_scalar(&only, &Scalar::Text("s-1-5-18".into()), "text").0,
+            Truth::Pass
+        );
+        assert!(glob("a*b*c", "axxbyyc") && !glob("a*b", "ab-") && glob("*", ""));
+        assert!(cond("fact = 'a'\nexpect = { op = 'only', value = [] }")
+            .unwrap_err()
+            .contains("non-empty"));
     }
 
     #[test]

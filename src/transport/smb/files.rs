@@ -4,6 +4,7 @@
 use exsweep_wire::pe::{PeVersion, Step, VersionLocator};
 use smb2::msg::close::CloseRequest;
 use smb2::msg::create::{CreateDisposition, CreateRequest, CreateResponse, ImpersonationLevel, ShareAccess};
+use smb2::msg::query_info::{InfoType, QueryInfoRequest, QueryInfoResponse};
 use smb2::msg::read::{ReadRequest, ReadResponse, SMB2_CHANNEL_NONE};
 use smb2::pack::{ReadCursor, Unpack};
 use smb2::types::flags::FileAccessMask;
@@ -146,6 +147,75 @@ impl SmbSession {
                 }
             }
         }
+    }
+
+    /// The security descriptor (owner, group, DACL) of the file or folder `path` (relative to
+    /// `share`), opened for `READ_CONTROL` alone. `Ok(None)` when it does not exist.
+    pub async fn file_security(&mut self, share: &str, path: &str) -> Result<Option<Vec<u8>>, TransportError> {
+        const READ_CONTROL: u32 = 0x0002_0000;
+        const OWNER_GROUP_DACL: u32 = 0x7;
+        const MAX_DESCRIPTOR: u32 = 64 * 1024;
+        let tree = self.share_tree(share).await?;
+        let req = CreateRequest {
+            requested_oplock_level: OplockLevel::None,
+            impersonation_level: ImpersonationLevel::Impersonation,
+            // READ_CONTROL alone: the owner (Administrators) holds it whatever the DACL says,
+            // where SYNCHRONIZE or FILE_READ_ATTRIBUTES would need an entry granting them.
+            desired_access: FileAccessMask::new(READ_CONTROL),
+            file_attributes: 0,
+            share_access: ShareAccess(
+                ShareAccess::FILE_SHARE_READ | ShareAccess::FILE_SHARE_WRITE | ShareAccess::FILE_SHARE_DELETE,
+            ),
+            create_disposition: CreateDisposition::FileOpen,
+            create_options: 0,
+            name: path.to_owned(),
+            create_contexts: vec![],
+        };
+        let frame = self
+            .execute("open for its security", Command::Create, &req, Some(tree))
+            .await?;
+        match frame.header.status {
+            NtStatus::SUCCESS => {}
+            NtStatus::OBJECT_NAME_NOT_FOUND | NtStatus::OBJECT_PATH_NOT_FOUND => return Ok(None),
+            NtStatus::ACCESS_DENIED => {
+                return Err(TransportError::AccessDenied {
+                    what: format!(r"\\{share}\{path} (its security descriptor)"),
+                })
+            }
+            status => return Err(status_error("open for its security", status, Command::Create)),
+        }
+        let file = CreateResponse::unpack(&mut ReadCursor::new(&frame.body))
+            .map_err(smb_err("open for its security"))?
+            .file_id;
+        let query = QueryInfoRequest {
+            info_type: InfoType::Security,
+            file_info_class: 0,
+            output_buffer_length: MAX_DESCRIPTOR,
+            additional_information: OWNER_GROUP_DACL,
+            flags: 0,
+            file_id: file,
+            input_buffer: vec![],
+        };
+        let answer = self
+            .execute("query security", Command::QueryInfo, &query, Some(tree))
+            .await;
+        let _ = self
+            .execute(
+                "close file",
+                Command::Close,
+                &CloseRequest {
+                    flags: 0,
+                    file_id: file,
+                },
+                Some(tree),
+            )
+            .await;
+        let frame = answer?;
+        if frame.header.status != NtStatus::SUCCESS {
+            return Err(status_error("query security", frame.header.status, Command::QueryInfo));
+        }
+        let resp = QueryInfoResponse::unpack(&mut ReadCursor::new(&frame.body)).map_err(smb_err("query security"))?;
+        Ok(Some(resp.output_buffer))
     }
 
     /// The tree of a disk share, connected once per session.
