@@ -46,6 +46,14 @@ fn lab_hosts() -> Vec<Host> {
     inventory::load(&repo().join("inventory/lab.csv")).expect("inventory/lab.csv")
 }
 
+/// The lab hosts with an Exchange 2000 role (the ones the guide's baselines concern).
+fn exchange2000_lab_hosts() -> Vec<Host> {
+    lab_hosts()
+        .into_iter()
+        .filter(|h| h.roles.iter().any(|r| r.starts_with("exchange2000")))
+        .collect()
+}
+
 fn config(timeout_secs: u64) -> ScanConfig {
     ScanConfig {
         concurrency: 8,
@@ -485,10 +493,7 @@ fn binary_scans_the_lab_and_writes_both_reports() {
 #[test]
 fn winreg_key_acl_matches_impacket() {
     const KEY: &str = r"SYSTEM\CurrentControlSet\Control\SecurePipeServers\winreg";
-    let hosts: Vec<Host> = lab_hosts()
-        .into_iter()
-        .filter(|h| h.roles.iter().any(|r| r.starts_with("exchange2000")))
-        .collect();
+    let hosts = exchange2000_lab_hosts();
     assert_eq!(hosts.len(), 4);
     let results = scan(hosts.clone(), lab_credentials(), &config(30));
     for (h, r) in hosts.iter().zip(&results) {
@@ -532,10 +537,7 @@ fn winreg_key_acl_matches_impacket() {
 /// security), against Samba's own client (`smbcacls --numeric`) on every Exchange 2000 host.
 #[test]
 fn folder_acls_match_smbcacls() {
-    let hosts: Vec<Host> = lab_hosts()
-        .into_iter()
-        .filter(|h| h.roles.iter().any(|r| r.starts_with("exchange2000")))
-        .collect();
+    let hosts = exchange2000_lab_hosts();
     let results = scan(hosts.clone(), lab_credentials(), &config(30));
     let auth = lab_dir().join("smbclient-default.auth");
     let mut everyone_on_mailroot = Vec::new();

@@ -280,11 +280,14 @@ pub async fn collect_acls(session: &mut SmbSession, templates: &[String], facts:
             (Ok(_), Some(f)) => (template.clone(), Value::Unavailable(f.clone())),
             (Ok(Location::AdminShare(rest)), None) => {
                 let from = format!(r"ADMIN$\{rest}");
-                (from, acl_value(session.file_security("ADMIN$", &rest).await, &mut lost))
+                (
+                    from,
+                    super::dacl_value(session.file_security("ADMIN$", &rest).await, &mut lost),
+                )
             }
             (Ok(Location::Drive(path)), None) => {
                 let read = session.file_security(&path.drive_share(), path.within_drive()).await;
-                (path.to_string(), acl_value(read, &mut lost))
+                (path.to_string(), super::dacl_value(read, &mut lost))
             }
         };
         let mut source = source(&read_from, Timestamp::now());
@@ -292,26 +295,6 @@ pub async fn collect_acls(session: &mut SmbSession, templates: &[String], facts:
         facts.insert(Fact::new(&file_acl_fact_name(template), value, source));
     }
     lost
-}
-
-fn acl_value(read: Result<Option<Vec<u8>>, TransportError>, lost: &mut Option<Failure>) -> Value {
-    match read {
-        Ok(None) => Value::Absent,
-        Ok(Some(bytes)) => match exsweep_wire::secdesc::decode(&bytes) {
-            Ok(sd) => Value::List(sd.allowed_sids()),
-            Err(source) => Value::Unavailable(failure(&TransportError::Decode {
-                what: "file security descriptor",
-                source,
-            })),
-        },
-        Err(e) => {
-            let f = failure(&e);
-            if session_lost(&e) {
-                *lost = Some(f.clone());
-            }
-            Value::Unavailable(f)
-        }
-    }
 }
 
 #[cfg(test)]

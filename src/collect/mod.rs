@@ -250,6 +250,29 @@ fn failure(e: &TransportError) -> Failure {
     }
 }
 
+/// The fact value of a security descriptor read: the accounts its DACL grants access,
+/// `absent` when the object does not exist, or why it could not be read (a lost session is
+/// remembered in `lost`).
+fn dacl_value(read: Result<Option<Vec<u8>>, TransportError>, lost: &mut Option<Failure>) -> Value {
+    match read {
+        Ok(None) => Value::Absent,
+        Ok(Some(bytes)) => match secdesc::decode(&bytes) {
+            Ok(sd) => Value::List(sd.allowed_sids()),
+            Err(source) => Value::Unavailable(failure(&TransportError::Decode {
+                what: "security descriptor",
+                source,
+            })),
+        },
+        Err(e) => {
+            let f = failure(&e);
+            if session_lost(&e) {
+                *lost = Some(f.clone());
+            }
+            Value::Unavailable(f)
+        }
+    }
+}
+
 /// Whether the session itself is gone or out of step (a response that could not be decoded
 /// may leave fragments in the pipe), so later reads need not be tried.
 fn session_lost(e: &TransportError) -> bool {
@@ -341,23 +364,7 @@ pub async fn collect_smb(session: &mut SmbSession, plan: &Plan, catalog: &Catalo
     for path in &plan.key_acls {
         let value = match &lost {
             Some(f) => Value::Unavailable(f.clone()),
-            None => match session.key_security(path).await {
-                Ok(None) => Value::Absent,
-                Ok(Some(bytes)) => match secdesc::decode(&bytes) {
-                    Ok(sd) => Value::List(sd.allowed_sids()),
-                    Err(source) => Value::Unavailable(failure(&TransportError::Decode {
-                        what: "key security descriptor",
-                        source,
-                    })),
-                },
-                Err(e) => {
-                    let f = failure(&e);
-                    if session_lost(&e) {
-                        lost = Some(f.clone());
-                    }
-                    Value::Unavailable(f)
-                }
-            },
+            None => dacl_value(session.key_security(path).await, &mut lost),
         };
         let mut source = smb_source(path);
         source.value = Some("DACL: accounts granted access (BaseRegGetKeySecurity)".into());

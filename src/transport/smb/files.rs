@@ -103,18 +103,17 @@ impl SmbSession {
             return Ok(None);
         };
         let located = self.locate_version(tree, file, size, share, path).await;
-        let _ = self
-            .execute(
-                "close file",
-                Command::Close,
-                &CloseRequest {
-                    flags: 0,
-                    file_id: file,
-                },
-                Some(tree),
-            )
-            .await;
+        self.close_file(tree, file).await;
         located.map(Some)
+    }
+
+    /// Closes an open; a failure leaves nothing to undo (the session ends it anyway).
+    async fn close_file(&mut self, tree: TreeId, file: FileId) {
+        let close = CloseRequest {
+            flags: 0,
+            file_id: file,
+        };
+        let _ = self.execute("close file", Command::Close, &close, Some(tree)).await;
     }
 
     async fn locate_version(
@@ -199,17 +198,7 @@ impl SmbSession {
         let answer = self
             .execute("query security", Command::QueryInfo, &query, Some(tree))
             .await;
-        let _ = self
-            .execute(
-                "close file",
-                Command::Close,
-                &CloseRequest {
-                    flags: 0,
-                    file_id: file,
-                },
-                Some(tree),
-            )
-            .await;
+        self.close_file(tree, file).await;
         let frame = answer?;
         if frame.header.status != NtStatus::SUCCESS {
             return Err(status_error("query security", frame.header.status, Command::QueryInfo));
