@@ -163,9 +163,10 @@ pub fn registry_key_fact_name(path: &str) -> String {
 }
 
 /// The name under which the accounts a key's DACL grants access are kept:
-/// `registry-acl:<KEY PATH>` (a list of SIDs).
+/// `registry-acl:<KEY PATH>` (a list of SIDs), the path exactly as the check that asks for it
+/// wrote it, so that the check finds it.
 pub fn registry_acl_fact_name(path: &str) -> String {
-    format!("registry-acl:{}", normalize_key_path(path))
+    format!("registry-acl:{path}")
 }
 
 /// Canonical key path: `HKEY_LOCAL_MACHINE` spelled `HKLM`, single backslashes, no trailing

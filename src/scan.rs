@@ -241,13 +241,28 @@ async fn scan_one(
         if Instant::now() >= deadline {
             mark_cut_off(&mut facts, &plan, host_timeout);
         }
+        // Why the loop stopped before these: a refused logon (never retried over another
+        // transport) or the deadline.
+        let refused = refusals
+            .iter()
+            .find(|(_, f)| f.kind == FailureKind::AuthFailed)
+            .map(|(t, _)| *t);
         let untried = host.transports[tried..].iter().map(|t| {
-            let failure = Failure {
-                kind: FailureKind::Timeout,
-                reason: format!(
-                    "not tried: the host's deadline of {}s was reached first",
-                    host_timeout.as_secs_f64()
-                ),
+            let failure = match refused {
+                Some(over) => Failure {
+                    kind: FailureKind::Skipped,
+                    reason: format!(
+                        "not tried: the logon was refused over {} (each try counts toward the lockout)",
+                        transport_label(over)
+                    ),
+                },
+                None => Failure {
+                    kind: FailureKind::Timeout,
+                    reason: format!(
+                        "not tried: the host's deadline of {}s was reached first",
+                        host_timeout.as_secs_f64()
+                    ),
+                },
             };
             (*t, failure)
         });

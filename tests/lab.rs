@@ -512,12 +512,12 @@ fn winreg_key_acl_matches_impacket() {
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        // ace TYPE FLAGS MASK SID: allow entries that apply to the key itself (not inherit-only).
+        // ace TYPE FLAGS MASK SID: every allow entry, CREATOR OWNER/GROUP aside.
         let mut theirs: Vec<String> = String::from_utf8_lossy(&out.stdout)
             .lines()
             .filter_map(|l| l.strip_prefix("ace "))
             .map(|l| l.split(' ').collect::<Vec<_>>())
-            .filter(|f| f[0] == "0" && f[1].parse::<u8>().unwrap() & 0x08 == 0 && f[2] != "0x00000000")
+            .filter(|f| f[0] == "0" && f[2] != "0x00000000" && !f[3].starts_with("S-1-3-"))
             .map(|f| f[3].to_owned())
             .collect();
         theirs.sort();
@@ -542,7 +542,7 @@ fn folder_acls_match_smbcacls() {
     let auth = lab_dir().join("smbclient-default.auth");
     let mut everyone_on_mailroot = Vec::new();
     for (h, r) in hosts.iter().zip(&results) {
-        for folder in [r"Inetpub\mailroot", r"Inetpub\nntpfile", r"Inetpub\nntpfile\root"] {
+        for folder in [r"Inetpub\mailroot", r"Inetpub\nntpfile"] {
             let fact = r
                 .facts
                 .get(&format!(r"file-acl:%SystemDrive%\{folder}"))
@@ -559,15 +559,14 @@ fn folder_acls_match_smbcacls() {
                 .output()
                 .unwrap();
             assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-            // ACL:SID:TYPE/FLAGS/MASK: allow entries for the folder itself (not inherit-only).
+            // ACL:SID:TYPE/FLAGS/MASK: every allow entry, CREATOR OWNER/GROUP aside.
             let mut theirs: Vec<String> = String::from_utf8_lossy(&out.stdout)
                 .lines()
                 .filter_map(|l| l.strip_prefix("ACL:"))
                 .filter_map(|l| {
                     let (sid, rest) = l.split_once(':')?;
                     let f: Vec<&str> = rest.split('/').collect();
-                    let flags = u8::from_str_radix(f.get(1)?.trim_start_matches("0x"), 16).ok()?;
-                    (f[0] == "0" && flags & 0x08 == 0 && *f.get(2)? != "0x00000000").then(|| sid.to_owned())
+                    (f[0] == "0" && *f.get(2)? != "0x00000000" && !sid.starts_with("S-1-3-")).then(|| sid.to_owned())
                 })
                 .collect();
             theirs.sort();

@@ -290,6 +290,14 @@ pub async fn collect_acls(session: &mut SmbSession, templates: &[String], facts:
                 (path.to_string(), super::dacl_value(read, &mut lost))
             }
         };
+        // A folder that is not where the template says (Inetpub moved off the system drive, a
+        // service never installed) proves nothing about its ACL: unknown, not a failure.
+        let value = match value {
+            Value::Absent => Value::Unavailable(skipped(format!(
+                "{read_from} does not exist: moved elsewhere or never installed, so its ACL was not read"
+            ))),
+            other => other,
+        };
         let mut source = source(&read_from, Timestamp::now());
         source.value = Some("DACL: accounts granted access (QUERY_INFO security)".into());
         facts.insert(Fact::new(&file_acl_fact_name(template), value, source));

@@ -51,6 +51,12 @@ pub fn judge(answer: &Result<Response, TransportError>) -> Vec<(&'static str, Va
     };
     let status = response.status;
     let body = String::from_utf8_lossy(&response.body[..response.body.len().min(4096)]).to_ascii_lowercase();
+    // A 200 proves OWA is served in clear only when it is OWA that answered (Exchange adds
+    // MS-WebStorage to OWA's pages), not a landing page or a load balancer's.
+    let is_owa = response.header("MS-WebStorage").is_some()
+        || ["outlook web access", "outlook web app", "outlook on the web"]
+            .iter()
+            .any(|m| body.contains(m));
     // IIS names the substatus in its error page: 403.4 "SSL required", 403.5 "SSL 128 required".
     let ssl_refusal = status == 403
         && (body.contains("403.4")
@@ -62,14 +68,9 @@ pub fn judge(answer: &Result<Response, TransportError>) -> Vec<(&'static str, Va
         && response
             .header("Location")
             .is_some_and(|l| l.trim().to_ascii_lowercase().starts_with("https://")))
-        // A page that sends the browser on to https (an IIS custom 403.4 error page, say).
-        || (status == 200 && body.contains("https://") && (body.contains("refresh") || body.contains("location")));
-    // A 200 proves OWA is served in clear only when it is OWA that answered (Exchange adds
-    // MS-WebStorage to OWA's pages), not a landing page or a load balancer's.
-    let is_owa = response.header("MS-WebStorage").is_some()
-        || ["outlook web access", "outlook web app", "outlook on the web"]
-            .iter()
-            .any(|m| body.contains(m));
+        // A page that is not OWA and sends the browser on to https (an IIS custom 403.4 error
+        // page, say): a meta refresh or a script setting the location to an https URL.
+        || (status == 200 && !is_owa && sends_to_https(&body));
     let schemes = challenge_schemes(response);
     match status {
         200 if !to_https && !is_owa => OWA_FACTS
@@ -121,6 +122,24 @@ pub fn judge(answer: &Result<Response, TransportError>) -> Vec<(&'static str, Va
             .map(|n| (*n, unknown(format!("OWA over plain HTTP answered HTTP {status}"))))
             .collect(),
     }
+}
+
+/// Whether a (lower-cased) page moves the browser to an https URL: a meta refresh whose URL
+/// is https, or a script assigning or replacing the location with one.
+fn sends_to_https(body: &str) -> bool {
+    let squeezed: String = body.chars().filter(|c| !c.is_whitespace()).collect();
+    let refresh = squeezed.contains("http-equiv=\"refresh\"") || squeezed.contains("http-equiv=refresh");
+    (refresh && squeezed.contains("url=https://"))
+        || [
+            "location=\"https://",
+            "location='https://",
+            "location.href=\"https://",
+            "location.href='https://",
+            "location.replace(\"https://",
+            "location.replace('https://",
+        ]
+        .iter()
+        .any(|p| squeezed.contains(p))
 }
 
 /// The authentication schemes a response offers, lower-cased: every `WWW-Authenticate` header,
@@ -226,6 +245,19 @@ mod tests {
             value(&refresh, "owa.anonymous_enabled"),
             Value::Unavailable(_)
         ));
+    }
+
+    #[test]
+    fn owas_own_page_with_an_https_link_is_still_served_in_clear() {
+        let judged = judge(&answer(
+            "HTTP/1.1 200 OK\r\nMS-WebStorage: 6.0.6249\r\nContent-Length: 84\r\n\r\n<a href=\"https://ex1/exchange/\">secure</a><script>window.location.hash='x'</script>",
+        ));
+        assert_eq!(value(&judged, "owa.ssl_required"), &Value::Bool(false));
+        assert_eq!(value(&judged, "owa.anonymous_enabled"), &Value::Bool(true));
+        let elsewhere = judge(&answer(
+            "HTTP/1.1 200 OK\r\nContent-Length: 60\r\n\r\n<script>window.location = \"https://ex1/exchange/\";</script>",
+        ));
+        assert_eq!(value(&elsewhere, "owa.ssl_required"), &Value::Bool(true));
     }
 
     #[test]

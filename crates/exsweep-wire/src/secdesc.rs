@@ -39,20 +39,38 @@ pub struct Ace {
 
 pub const ACCESS_ALLOWED_ACE_TYPE: u8 = 0;
 pub const ACCESS_DENIED_ACE_TYPE: u8 = 1;
+pub const ACCESS_ALLOWED_COMPOUND_ACE_TYPE: u8 = 4;
+pub const ACCESS_ALLOWED_OBJECT_ACE_TYPE: u8 = 5;
+pub const ACCESS_DENIED_OBJECT_ACE_TYPE: u8 = 6;
+pub const ACCESS_ALLOWED_CALLBACK_ACE_TYPE: u8 = 9;
+pub const ACCESS_DENIED_CALLBACK_ACE_TYPE: u8 = 10;
+pub const ACCESS_ALLOWED_CALLBACK_OBJECT_ACE_TYPE: u8 = 11;
+pub const ACCESS_DENIED_CALLBACK_OBJECT_ACE_TYPE: u8 = 12;
+/// The allow forms: their trustee is granted `mask`.
+pub const ALLOW_TYPES: [u8; 4] = [
+    ACCESS_ALLOWED_ACE_TYPE,
+    ACCESS_ALLOWED_OBJECT_ACE_TYPE,
+    ACCESS_ALLOWED_CALLBACK_ACE_TYPE,
+    ACCESS_ALLOWED_CALLBACK_OBJECT_ACE_TYPE,
+];
 pub const INHERIT_ONLY_ACE: u8 = 0x08;
+/// CREATOR OWNER and CREATOR GROUP: placeholders an inheritable entry hands to whoever creates
+/// a child, not accounts of their own.
+const CREATOR_SIDS: [&str; 2] = ["S-1-3-0", "S-1-3-1"];
 
 impl SecurityDescriptor {
-    /// The SIDs an allow ACE grants any access to this object itself (inherit-only ACEs,
-    /// which apply to children only, are left out), sorted and without repeats; every SID
-    /// there is when there is no DACL is `["S-1-1-0"]`.
+    /// The SIDs an allow entry grants any access, to the object itself or (inheritable
+    /// entries, inherit-only ones included) to what is created in it, sorted and without
+    /// repeats; CREATOR OWNER and CREATOR GROUP are left out. With no DACL at all: `["S-1-1-0"]`.
     pub fn allowed_sids(&self) -> Vec<String> {
         let Some(aces) = &self.dacl else {
             return vec![EVERYONE.to_owned()];
         };
         let mut sids: Vec<String> = aces
             .iter()
-            .filter(|a| a.ace_type == ACCESS_ALLOWED_ACE_TYPE && a.flags & INHERIT_ONLY_ACE == 0 && a.mask != 0)
+            .filter(|a| ALLOW_TYPES.contains(&a.ace_type) && a.mask != 0)
             .filter_map(|a| a.sid.clone())
+            .filter(|sid| !CREATOR_SIDS.contains(&sid.as_str()))
             .collect();
         sids.sort();
         sids.dedup();
@@ -145,7 +163,26 @@ fn acl(bytes: &[u8], at: usize) -> Result<Vec<Ace>, DecodeError> {
             .ok_or_else(|| truncated("ACE", at + pos, ace_size, bytes.len()))?;
         let mask = u32::from_le_bytes([ace[4], ace[5], ace[6], ace[7]]);
         let sid = match ace_type {
-            ACCESS_ALLOWED_ACE_TYPE | ACCESS_DENIED_ACE_TYPE => Some(sid(ace, 8)?.0),
+            ACCESS_ALLOWED_ACE_TYPE
+            | ACCESS_DENIED_ACE_TYPE
+            | ACCESS_ALLOWED_CALLBACK_ACE_TYPE
+            | ACCESS_DENIED_CALLBACK_ACE_TYPE => Some(sid(ace, 8)?.0),
+            // Flags, then the object type and inherited object type GUIDs each present flags
+            // say, then the SID ([MS-DTYP] 2.4.4.3).
+            ACCESS_ALLOWED_OBJECT_ACE_TYPE
+            | ACCESS_DENIED_OBJECT_ACE_TYPE
+            | ACCESS_ALLOWED_CALLBACK_OBJECT_ACE_TYPE
+            | ACCESS_DENIED_CALLBACK_OBJECT_ACE_TYPE => {
+                let object_flags = ace
+                    .get(8..12)
+                    .map_or(0, |f| u32::from_le_bytes([f[0], f[1], f[2], f[3]]));
+                let guids = (object_flags & 0x3).count_ones() as usize;
+                Some(sid(ace, 12 + 16 * guids)?.0)
+            }
+            // Whom it grants cannot be read here: rather no answer than one that leaves it out.
+            ACCESS_ALLOWED_COMPOUND_ACE_TYPE => {
+                return Err(DecodeError::invalid("ACE", "a compound allow entry is not read"))
+            }
             _ => None,
         };
         aces.push(Ace {
@@ -198,6 +235,24 @@ mod tests {
         let d = decode(&sd).unwrap();
         assert_eq!(d.dacl, None);
         assert_eq!(d.allowed_sids(), [EVERYONE]);
+    }
+
+    /// Inheritable entries count (a folder's children get them); CREATOR OWNER does not.
+    #[test]
+    fn inheritable_entries_count_and_creator_owner_does_not() {
+        let ace = |flags: u8, sid: &[u8]| {
+            let mut a = vec![0, flags, (8 + sid.len()) as u8, 0, 0xff, 0x01, 0x1f, 0x00];
+            a.extend_from_slice(sid);
+            a
+        };
+        let everyone = [1, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0];
+        let creator = [1, 1, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0];
+        let system = [1, 1, 0, 0, 0, 0, 0, 5, 18, 0, 0, 0];
+        let aces = [ace(0x0b, &everyone), ace(0x0b, &creator), ace(0x03, &system)].concat();
+        let mut sd = vec![1, 0, 4, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 20, 0, 0, 0];
+        sd.extend_from_slice(&[2, 0, (8 + aces.len()) as u8, 0, 3, 0, 0, 0]);
+        sd.extend_from_slice(&aces);
+        assert_eq!(decode(&sd).unwrap().allowed_sids(), [EVERYONE, "S-1-5-18"]);
     }
 
     #[test]
