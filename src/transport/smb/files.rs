@@ -155,37 +155,12 @@ impl SmbSession {
         const OWNER_GROUP_DACL: u32 = 0x7;
         const MAX_DESCRIPTOR: u32 = 64 * 1024;
         let tree = self.share_tree(share).await?;
-        let req = CreateRequest {
-            requested_oplock_level: OplockLevel::None,
-            impersonation_level: ImpersonationLevel::Impersonation,
-            // READ_CONTROL alone: the owner (Administrators) holds it whatever the DACL says,
-            // where SYNCHRONIZE or FILE_READ_ATTRIBUTES would need an entry granting them.
-            desired_access: FileAccessMask::new(READ_CONTROL),
-            file_attributes: 0,
-            share_access: ShareAccess(
-                ShareAccess::FILE_SHARE_READ | ShareAccess::FILE_SHARE_WRITE | ShareAccess::FILE_SHARE_DELETE,
-            ),
-            create_disposition: CreateDisposition::FileOpen,
-            create_options: 0,
-            name: path.to_owned(),
-            create_contexts: vec![],
+        // READ_CONTROL alone: the owner (Administrators) holds it whatever the DACL says, where
+        // SYNCHRONIZE or FILE_READ_ATTRIBUTES would need an entry granting them.
+        let Some(opened) = self.open_existing(tree, share, path, READ_CONTROL, 0).await? else {
+            return Ok(None);
         };
-        let frame = self
-            .execute("open for its security", Command::Create, &req, Some(tree))
-            .await?;
-        match frame.header.status {
-            NtStatus::SUCCESS => {}
-            NtStatus::OBJECT_NAME_NOT_FOUND | NtStatus::OBJECT_PATH_NOT_FOUND => return Ok(None),
-            NtStatus::ACCESS_DENIED => {
-                return Err(TransportError::AccessDenied {
-                    what: format!(r"\\{share}\{path} (its security descriptor)"),
-                })
-            }
-            status => return Err(status_error("open for its security", status, Command::Create)),
-        }
-        let file = CreateResponse::unpack(&mut ReadCursor::new(&frame.body))
-            .map_err(smb_err("open for its security"))?
-            .file_id;
+        let file = opened.file_id;
         let query = QueryInfoRequest {
             info_type: InfoType::Security,
             file_info_class: 0,
@@ -226,18 +201,32 @@ impl SmbSession {
         share: &str,
         path: &str,
     ) -> Result<Option<(FileId, u64)>, TransportError> {
+        let access =
+            FileAccessMask::FILE_READ_DATA | FileAccessMask::FILE_READ_ATTRIBUTES | FileAccessMask::SYNCHRONIZE;
+        let opened = self.open_existing(tree, share, path, access, FILE_NON_DIRECTORY_FILE).await?;
+        Ok(opened.map(|r| (r.file_id, r.end_of_file)))
+    }
+
+    /// Opens an existing file or folder with `access`, sharing read, write and delete.
+    /// `Ok(None)` when it does not exist.
+    async fn open_existing(
+        &mut self,
+        tree: TreeId,
+        share: &str,
+        path: &str,
+        access: u32,
+        options: u32,
+    ) -> Result<Option<CreateResponse>, TransportError> {
         let req = CreateRequest {
             requested_oplock_level: OplockLevel::None,
             impersonation_level: ImpersonationLevel::Impersonation,
-            desired_access: FileAccessMask::new(
-                FileAccessMask::FILE_READ_DATA | FileAccessMask::FILE_READ_ATTRIBUTES | FileAccessMask::SYNCHRONIZE,
-            ),
+            desired_access: FileAccessMask::new(access),
             file_attributes: 0,
             share_access: ShareAccess(
                 ShareAccess::FILE_SHARE_READ | ShareAccess::FILE_SHARE_WRITE | ShareAccess::FILE_SHARE_DELETE,
             ),
             create_disposition: CreateDisposition::FileOpen,
-            create_options: FILE_NON_DIRECTORY_FILE,
+            create_options: options,
             name: path.to_owned(),
             create_contexts: vec![],
         };
@@ -252,8 +241,9 @@ impl SmbSession {
             }
             status => return Err(status_error("open file", status, Command::Create)),
         }
-        let resp = CreateResponse::unpack(&mut ReadCursor::new(&frame.body)).map_err(smb_err("open file"))?;
-        Ok(Some((resp.file_id, resp.end_of_file)))
+        CreateResponse::unpack(&mut ReadCursor::new(&frame.body))
+            .map(Some)
+            .map_err(smb_err("open file"))
     }
 
     /// `len` bytes at `offset`, in chunks the server accepts; fewer at the end of the file.
