@@ -1,5 +1,6 @@
 //! SPNEGO (RFC 4178, [MS-SPNG]) around NTLM: the NegTokenInit a client opens with, the
-//! NegTokenResp it answers with, and a bounded DER reader for the server's NegTokenResp.
+//! NegTokenResp it answers with, and the server's NegTokenResp, read with the shared bounded
+//! DER reader (`der`).
 //!
 //! Only what an NTLM-only initiator needs: one mechanism offered (NTLMSSP), definite DER
 //! lengths, at most [`MAX_TOKEN`] bytes.

@@ -4,7 +4,7 @@
 One process serves every lab host: for each host profile (tests/lab/hosts/<name>/host.toml,
 registry.reg and the [[file]] tables) it listens on <address>:5985 (HTTP, NTLM with message
 sealing, as Windows with AllowUnencrypted=false) and <address>:5986 (HTTPS with a self-signed
-certificate made at start, NTLM still required), optionally <address>:--spnego-port (HTTP that,
+certificate made at its first TLS connection, NTLM still required), optionally <address>:--spnego-port (HTTP that,
 like a server wanting SPNEGO, refuses raw NTLMSSP), and answers WMI enumerations (by class and by
 WQL), StdRegProv method calls and the cmd shell (hostname, whoami, ipconfig, a few Exchange
 cmdlets through powershell -EncodedCommand) from that profile. The non-admin account gets the
@@ -12,8 +12,8 @@ access-denied fault a Windows host returns. Everything it does and where each an
 tests/lab/winrm/README.md.
 
     server.py --hosts-dir tests/lab/hosts --users-file FILE --run-dir DIR
-              [--port 5985] [--tls-port 5986] [--spnego-port 0] [--admin USER]... [--add-addresses]
-              [NAME...]
+              [--port 5985] [--tls-port 5986] [--spnego-port 0] [--http-port 0] [--admin USER]...
+              [--add-addresses] [NAME...]
     server.py --self-test
 
 NTLM is pyspnego's acceptor (spnego.server); it reads the accounts from the file named by
