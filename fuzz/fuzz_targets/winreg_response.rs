@@ -1,14 +1,14 @@
-//! MS-RRP response stubs (and the security descriptors GetKeySecurity carries), selected by
-//! the first byte.
+//! MS-RRP response stubs (and the security descriptors GetKeySecurity carries), and the
+//! MS-LSAD audit policy answers, selected by the first byte.
 #![no_main]
-use exsweep_wire::{secdesc, winreg};
+use exsweep_wire::{lsa, secdesc, winreg};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&which, stub)) = data.split_first() else {
         return;
     };
-    match which % 7 {
+    match which % 9 {
         0 => drop(winreg::decode_open_key_response(stub)),
         1 => drop(winreg::decode_close_key_response(stub)),
         2 => drop(winreg::decode_query_value_response(stub)),
@@ -19,6 +19,8 @@ fuzz_target!(|data: &[u8]| {
                 drop(r.descriptor.map(|d| secdesc::decode(&d)));
             }
         }
-        _ => drop(secdesc::decode(stub)),
+        6 => drop(secdesc::decode(stub)),
+        7 => drop(lsa::decode_audit_events_response(stub)),
+        _ => drop(lsa::decode_handle_response(stub)),
     }
 });

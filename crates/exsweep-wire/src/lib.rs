@@ -11,7 +11,8 @@
 //!   and fragment reassembly (`PFC_LAST_FRAG`).
 //! - [`winreg`]: [MS-RRP] stubs for the read-only registry calls exsweep makes.
 //! - [`regvalue`]: registry value types and their data; [`secdesc`]: security descriptors.
-//! - [`svcctl`]: [MS-SCMR] stubs for listing services and their states.
+//! - [`svcctl`]: [MS-SCMR] stubs for listing services and their states; [`lsa`]: [MS-LSAD] stubs
+//!   for the audit policy.
 //! - [`ntlm`], [`smbprobe`]: the NTLM CHALLENGE and the SMB1/SMB2 negotiations read before
 //!   any logon (SMB1 acceptance, signing, the server's names and OS version).
 //! - [`ntlmv2`], [`httpenc`]: NTLMv2 authentication and session security, and the
@@ -29,6 +30,7 @@ mod error;
 pub mod http1;
 pub mod httpenc;
 mod le;
+pub mod lsa;
 pub mod ndr;
 pub mod ntlm;
 pub mod ntlmv2;

@@ -203,7 +203,9 @@ impl SmbSession {
     ) -> Result<Option<(FileId, u64)>, TransportError> {
         let access =
             FileAccessMask::FILE_READ_DATA | FileAccessMask::FILE_READ_ATTRIBUTES | FileAccessMask::SYNCHRONIZE;
-        let opened = self.open_existing(tree, share, path, access, FILE_NON_DIRECTORY_FILE).await?;
+        let opened = self
+            .open_existing(tree, share, path, access, FILE_NON_DIRECTORY_FILE)
+            .await?;
         Ok(opened.map(|r| (r.file_id, r.end_of_file)))
     }
 
