@@ -15,7 +15,7 @@ pub mod winrm;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use exsweep_wire::secdesc;
+use exsweep_wire::{lsa, secdesc};
 use tracing::debug;
 
 use crate::facts::{
@@ -92,6 +92,8 @@ pub struct Plan {
     /// A check names an `owa.*` fact: OWA is asked over plain HTTP for what the configuration
     /// reads did not give.
     pub owa: bool,
+    /// A check names an `audit.*` fact: the audit policy is read over `\PIPE\lsarpc`.
+    pub audit: bool,
 }
 
 impl Plan {
@@ -107,6 +109,7 @@ impl Plan {
         let mut services = BTreeSet::new();
         let mut files: Vec<String> = Vec::new();
         let mut owa = false;
+        let mut audit = false;
         let mut key_acls = BTreeSet::new();
         let mut file_acls = BTreeSet::new();
         let check_probes = catalog
@@ -133,6 +136,7 @@ impl Plan {
                 }
                 Probe::Fact(name) => {
                     owa |= name.starts_with("owa.");
+                    audit |= name.starts_with("audit.");
                     if let Some(path) = name.strip_prefix("registry-acl:") {
                         key_acls.insert(path.to_owned());
                     }
@@ -157,6 +161,7 @@ impl Plan {
             files,
             probes: true,
             owa,
+            audit,
         }
     }
 
@@ -203,15 +208,25 @@ impl Plan {
             .into_iter()
             .flatten()
             .map(|n| (n.to_owned(), "probe".to_owned(), None));
+        let audit = self
+            .audit
+            .then_some(lsa::AUDIT_CATEGORIES)
+            .into_iter()
+            .flatten()
+            .map(|c| (format!("audit.{c}"), AUDIT_POLICY.to_owned(), None));
         values
             .chain(keys)
             .chain(updates)
             .chain(states)
             .chain(files)
             .chain(probes)
+            .chain(audit)
             .collect()
     }
 }
+
+/// Where the audit policy comes from, as the facts' source says.
+const AUDIT_POLICY: &str = "LSA PolicyAuditEventsInformation";
 
 /// The facts the unauthenticated probes give.
 const PROBE_FACTS: [&str; 8] = [
@@ -428,7 +443,34 @@ pub async fn collect_smb(session: &mut SmbSession, plan: &Plan, catalog: &Catalo
         ms = phase.elapsed().as_millis() as u64,
         "phase done"
     );
+    if plan.audit {
+        audit_policy(session, facts).await;
+    }
     finish(plan, facts, None);
+}
+
+/// `audit.<category>` for each Windows 2000 audit category: `success-and-failure`, `success`,
+/// `failure` or `none`; a category the host does not report is unreadable, not `none`.
+async fn audit_policy(session: &mut SmbSession, facts: &mut HostFacts) {
+    let read = session.audit_policy().await;
+    for (index, category) in lsa::AUDIT_CATEGORIES.iter().enumerate() {
+        let value = match &read {
+            Ok(events) => match events.options.get(index) {
+                Some(option) => Value::Text(lsa::audit_setting(events.auditing_mode, *option).to_owned()),
+                None => Value::Unavailable(Failure {
+                    kind: FailureKind::Protocol,
+                    reason: format!(
+                        "the host reports {} audit categories; {category} is not among them",
+                        events.options.len()
+                    ),
+                }),
+            },
+            Err(e) => Value::Unavailable(failure(e)),
+        };
+        let mut source = smb_source(AUDIT_POLICY);
+        source.value = Some(category.to_string());
+        facts.insert(Fact::new(&format!("audit.{category}"), value, source));
+    }
 }
 
 /// The identity facts worked out from what was read; safe to run again after more reads.

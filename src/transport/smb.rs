@@ -8,6 +8,7 @@
 //! fragments. Codecs live in `exsweep-wire`; this module only moves bytes.
 
 mod files;
+mod lsa;
 mod services;
 
 pub use files::{FileVersionRead, WindowsPath};
@@ -100,6 +101,7 @@ pub struct SmbSession {
     winreg: Option<Result<Winreg, (FailureKind, String)>>,
     /// Opened on first use: hosts whose checks name no service never open it.
     svcctl: Option<RpcPipe>,
+    lsarpc: Option<RpcPipe>,
     call_id: u32,
     /// Keys opened so far, by normalized lowercase path; `None` = does not exist.
     keys: HashMap<String, Option<KeyHandle>>,
@@ -208,6 +210,7 @@ impl SmbSession {
             ipc: TreeId(0),
             winreg: None,
             svcctl: None,
+            lsarpc: None,
             call_id: 0,
             keys: HashMap::new(),
             shares: HashMap::new(),
@@ -745,8 +748,8 @@ impl SmbSession {
             pipes.push(registry.pipe.file);
         }
         let tree = Some(self.ipc);
-        if let Some(svcctl) = self.svcctl {
-            pipes.push(svcctl.file);
+        for pipe in [self.svcctl, self.lsarpc].into_iter().flatten() {
+            pipes.push(pipe.file);
         }
         for file_id in pipes {
             let _ = self
