@@ -586,6 +586,8 @@ fn folder_acls_match_smbcacls() {
 /// every Exchange 2000 lab host (tests/data/lsa/record_audit_policy.py).
 #[test]
 fn audit_policy_matches_impacket() {
+    // Written out here, not taken from exsweep-wire: the order ([MS-LSAD] 2.2.4.20) is part of
+    // what is checked.
     const CATEGORIES: [&str; 9] = [
         "system",
         "logon",

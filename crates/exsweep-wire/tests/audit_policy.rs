@@ -1,22 +1,15 @@
 //! LSA audit policy stubs against an exchange between impacket and Samba and impacket's own
 //! reading of the answer (tests/data/lsa/record_audit_policy.py).
 
+mod common;
+
+use common::hex;
 use exsweep_wire::lsa::{self, PolicyHandle};
 
 const RECORDED: &str = include_str!("data/lsa/audit-policy.txt");
 
 fn field(name: &str) -> &'static str {
-    RECORDED
-        .lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
-        .unwrap_or_else(|| panic!("no {name} line"))
-}
-
-fn hex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
+    common::field(RECORDED, name)
 }
 
 #[test]

@@ -2,21 +2,11 @@
 //! impacket and Samba and impacket's own reading of the descriptor
 //! (tests/data/winreg/record_key_security.py).
 
+mod common;
+
+use common::{fields as field, hex};
 use exsweep_wire::secdesc;
 use exsweep_wire::winreg::{self, KeyHandle, Win32Status};
-
-fn field<'a>(text: &'a str, name: &str) -> Vec<&'a str> {
-    text.lines()
-        .filter_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
-        .collect()
-}
-
-fn hex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
 
 const RECORDED: &str = include_str!("data/winreg/key-security.txt");
 

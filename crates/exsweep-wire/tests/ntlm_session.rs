@@ -2,15 +2,11 @@
 //! (tests/data/winrm/README.md): the keys, each sealed message's signature and ciphertext, and
 //! the `multipart/encrypted` body that carries it, byte for byte, both ways.
 
+mod common;
+
+use common::hex;
 use exsweep_wire::httpenc;
 use exsweep_wire::ntlmv2::{self, AuthInput, Direction, Sealer};
-
-fn hex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
 
 const FLAGS: u32 = 0xe28a_8235;
 const SESSION_KEY: [u8; 16] = [0x55; 16];

@@ -1,18 +1,12 @@
 //! SPNEGO wrapping against a logon recorded between pyspnego's initiator and acceptor
 //! (tests/data/spnego/README.md).
 
+mod common;
+
 use exsweep_wire::spnego::{self, NegState, NTLMSSP_OID};
 
 fn recorded(name: &str) -> Vec<u8> {
-    let text = include_str!("data/spnego/pyspnego-logon.txt");
-    let hex = text
-        .lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
-        .unwrap_or_else(|| panic!("no {name} line"));
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-        .collect()
+    common::hex(common::field(include_str!("data/spnego/pyspnego-logon.txt"), name))
 }
 
 #[test]
