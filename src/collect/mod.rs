@@ -456,7 +456,13 @@ async fn audit_policy(session: &mut SmbSession, facts: &mut HostFacts) {
     for (index, category) in lsa::AUDIT_CATEGORIES.iter().enumerate() {
         let value = match &read {
             Ok(events) => match events.options.get(index) {
-                Some(option) => Value::Text(lsa::audit_setting(events.auditing_mode, *option).to_owned()),
+                Some(option) => match lsa::audit_setting(events.auditing_mode, *option) {
+                    Some(setting) => Value::Text(setting.to_owned()),
+                    None => Value::Unavailable(Failure {
+                        kind: FailureKind::Protocol,
+                        reason: format!("option bits {option:#x} for {category}, which a read never returns"),
+                    }),
+                },
                 None => Value::Unavailable(Failure {
                     kind: FailureKind::Protocol,
                     reason: format!(
@@ -467,8 +473,17 @@ async fn audit_policy(session: &mut SmbSession, facts: &mut HostFacts) {
             },
             Err(e) => Value::Unavailable(failure(e)),
         };
+        // The raw answer beside the reading: "none" because auditing is off altogether calls
+        // for another remedy than "none" for this one category.
         let mut source = smb_source(AUDIT_POLICY);
-        source.value = Some(category.to_string());
+        source.value = Some(match &read {
+            Ok(events) => format!(
+                "{category}: auditing {}, option {}",
+                if events.auditing_mode { "on" } else { "off" },
+                events.options.get(index).map_or("absent".into(), |o| format!("{o:#x}"))
+            ),
+            Err(_) => category.to_string(),
+        });
         facts.insert(Fact::new(&format!("audit.{category}"), value, source));
     }
 }

@@ -72,7 +72,8 @@ pub fn decode_handle_response(stub: &[u8]) -> Result<(PolicyHandle, u32), Decode
 }
 
 /// `LSAPR_POLICY_AUDIT_EVENTS_INFO`: whether auditing is on, and per category the
-/// `POLICY_AUDIT_EVENT_*` bits (1 success, 2 failure, 4 none).
+/// `POLICY_AUDIT_EVENT_*` bits as a read returns them (1 success, 2 failure, 0 not audited;
+/// 4, "none", is for set operations only).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEvents {
     pub auditing_mode: bool,
@@ -95,6 +96,12 @@ pub fn decode_audit_events_response(stub: &[u8]) -> Result<(Option<AuditEvents>,
             r.align(4, "EventAuditingOptions")?;
             let present = r.pointer("EventAuditingOptions")?.is_some();
             let count = r.u32("MaximumAuditEventCount")? as usize;
+            if !present && count != 0 {
+                return Err(DecodeError::invalid(
+                    "EventAuditingOptions",
+                    format!("no array for a count of {count}"),
+                ));
+            }
             let mut options = Vec::new();
             if present {
                 let conformance = r.u32("EventAuditingOptions count")? as usize;
@@ -134,18 +141,102 @@ pub const AUDIT_CATEGORIES: [&str; 9] = [
 ];
 
 /// What one category's option bits mean: `success-and-failure`, `success`, `failure` or
-/// `none` (also `none` for every category when auditing is off).
-pub fn audit_setting(auditing_mode: bool, option: u32) -> &'static str {
+/// `none` (also `none` for every category when auditing is off). `None` for bits a read never
+/// returns (anything beyond success and failure): unreadable, not "not audited".
+pub fn audit_setting(auditing_mode: bool, option: u32) -> Option<&'static str> {
     const SUCCESS: u32 = 1;
     const FAILURE: u32 = 2;
-    const NONE: u32 = 4;
-    if !auditing_mode || option & NONE != 0 {
-        return "none";
+    if option & !(SUCCESS | FAILURE) != 0 {
+        return None;
     }
-    match (option & SUCCESS != 0, option & FAILURE != 0) {
+    if !auditing_mode {
+        return Some("none");
+    }
+    Some(match (option & SUCCESS != 0, option & FAILURE != 0) {
         (true, true) => "success-and-failure",
         (true, false) => "success",
         (false, true) => "failure",
         (false, false) => "none",
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A PolicyAuditEventsInformation answer built by hand: `options` (None: a null array with
+    /// `count`), then NTSTATUS 0.
+    fn answer(mode: u8, options: Option<&[u32]>, count: u32) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.u32(0x0002_0000); // PolicyInformation
+        w.u16(POLICY_AUDIT_EVENTS_INFORMATION);
+        w.align(4);
+        w.bytes(&[mode]);
+        w.align(4);
+        match options {
+            Some(_) => w.u32(0x0002_0004),
+            None => w.null_pointer(),
+        }
+        w.u32(count);
+        if let Some(options) = options {
+            w.u32(options.len() as u32);
+            for o in options {
+                w.u32(*o);
+            }
+        }
+        w.u32(0);
+        w.into_bytes()
+    }
+
+    #[test]
+    fn nine_categories_each_read_in_order() {
+        let options = [1, 2, 3, 0, 2, 1, 3, 0, 2];
+        let (events, status) = decode_audit_events_response(&answer(1, Some(&options), 9)).unwrap();
+        let events = events.unwrap();
+        assert_eq!(
+            (status, events.auditing_mode, events.options.as_slice()),
+            (0, true, &options[..])
+        );
+        let read: Vec<_> = events
+            .options
+            .iter()
+            .map(|o| audit_setting(true, *o).unwrap())
+            .collect();
+        assert_eq!(
+            read,
+            [
+                "success",
+                "failure",
+                "success-and-failure",
+                "none",
+                "failure",
+                "success",
+                "success-and-failure",
+                "none",
+                "failure"
+            ]
+        );
+    }
+
+    #[test]
+    fn auditing_off_is_none_everywhere_and_unknown_bits_are_unreadable() {
+        let (events, _) = decode_audit_events_response(&answer(0, Some(&[3, 1]), 2)).unwrap();
+        assert!(!events.unwrap().auditing_mode);
+        assert_eq!(audit_setting(false, 3), Some("none"));
+        assert_eq!(audit_setting(true, 0), Some("none"));
+        for odd in [4, 5, 6, 7, 8, 0x10, 0x8000_0000] {
+            assert_eq!(audit_setting(true, odd), None, "{odd:#x}");
+        }
+    }
+
+    #[test]
+    fn inconsistent_arrays_are_errors() {
+        assert!(decode_audit_events_response(&answer(1, None, 7)).is_err());
+        let (events, _) = decode_audit_events_response(&answer(1, None, 0)).unwrap();
+        assert!(events.unwrap().options.is_empty());
+        let mut bad = answer(1, Some(&[3, 3]), 2);
+        bad[20] = 3; // the array's length field against a count of 2
+        assert!(decode_audit_events_response(&bad).is_err());
+        assert!(decode_audit_events_response(&answer(1, Some(&[3; 1001]), 1001)).is_err());
     }
 }

@@ -31,16 +31,23 @@ impl SmbSession {
         ntstatus("LsarOpenPolicy2", status)?;
         let stub = lsa::encode_query_information_policy(&handle, lsa::POLICY_AUDIT_EVENTS_INFORMATION);
         let answer = self.call_on(pipe, lsa::OPNUM_QUERY_INFORMATION_POLICY, &stub).await;
-        let _ = self.call_on(pipe, lsa::OPNUM_CLOSE, &lsa::encode_close(&handle)).await;
+        // Closed only when the pipe is still in step: after a timeout or a lost session the
+        // close would only wait out another timeout.
+        if answer.is_ok() {
+            let _ = self.call_on(pipe, lsa::OPNUM_CLOSE, &lsa::encode_close(&handle)).await;
+        }
         let (events, status) =
             lsa::decode_audit_events_response(&answer?).map_err(|source| TransportError::Decode {
                 what: "LsarQueryInformationPolicy response",
                 source,
             })?;
         ntstatus("LsarQueryInformationPolicy", status)?;
-        events.ok_or_else(|| TransportError::Status {
-            op: "LsarQueryInformationPolicy",
-            status: "no policy information in a successful answer".into(),
+        events.ok_or_else(|| TransportError::Decode {
+            what: "LsarQueryInformationPolicy response",
+            source: exsweep_wire::DecodeError::Invalid {
+                what: "PolicyInformation",
+                detail: "a successful answer without the policy".into(),
+            },
         })
     }
 }

@@ -5,8 +5,8 @@ policy, as `name hex-or-value` lines for tests/audit_policy.rs:
 
     python3 record_audit_policy.py CREDENTIALS.toml ADDRESS > audit-policy.txt
 
-Stubs after the 20-byte policy handle are recorded where a handle comes first (it differs per
-session); `auditing_mode` and `options` are impacket's reading of the answer.
+Whole stubs are recorded, the policy handle of this session included (the tests take it from
+the recorded answer); `auditing_mode` and `options` are impacket's reading of the answer.
 """
 import sys
 import tomllib
