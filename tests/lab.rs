@@ -77,24 +77,45 @@ fn scan(hosts: Vec<Host>, creds: Credentials, cfg: &ScanConfig) -> Vec<HostResul
     results
 }
 
-/// Asks impacket for the same values and subkeys.
-fn oracle(address: &str, request: &Json) -> Json {
+/// Runs one of the Python oracles (impacket, pefile; scripts/setup installs them): `script`
+/// relative to the repository with `args`, `request` as JSON on its standard input when given.
+/// Its standard output; a failure fails the test.
+fn python_oracle(script: &str, args: &[&std::ffi::OsStr], request: Option<&Json>) -> String {
     let mut child = Command::new("python3")
-        .arg(repo().join("tests/lab/oracle/rrp_read.py"))
-        .args(["--address", address, "--credentials"])
-        .arg(lab_credentials_file())
+        .arg(repo().join(script))
+        .args(args)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .spawn()
-        .expect("python3 with impacket (scripts/setup installs it)");
-    serde_json::to_writer(child.stdin.take().unwrap(), request).unwrap();
+        .expect("python3 with impacket and pefile (scripts/setup installs them)");
+    let stdin = child.stdin.take().unwrap();
+    if let Some(request) = request {
+        serde_json::to_writer(stdin, request).unwrap();
+    } else {
+        drop(stdin);
+    }
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
-        "oracle failed for {address}: {}",
-        String::from_utf8_lossy(&out.stdout)
+        "{script} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).expect("oracle JSON")
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Asks impacket for the same values and subkeys.
+fn oracle(address: &str, request: &Json) -> Json {
+    let credentials = lab_credentials_file();
+    let args = [
+        "--address".as_ref(),
+        address.as_ref(),
+        "--credentials".as_ref(),
+        credentials.as_os_str(),
+    ];
+    let out = python_oracle("tests/lab/oracle/rrp_read.py", &args, Some(request));
+    serde_json::from_str(&out).expect("oracle JSON")
 }
 
 /// What a registry fact says, in the oracle's terms: `(type, data)` or `not-found`.
@@ -505,16 +526,14 @@ fn winreg_key_acl_matches_impacket() {
         let Value::List(ours) = &fact.value else {
             panic!("{}: {:?}", h.name, fact.value)
         };
-        let out = Command::new("python3")
-            .arg(repo().join("crates/exsweep-wire/tests/data/winreg/record_key_security.py"))
-            .arg(lab_credentials_file())
-            .arg(&h.address)
-            .arg(KEY)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let credentials = lab_credentials_file();
+        let out = python_oracle(
+            "crates/exsweep-wire/tests/data/winreg/record_key_security.py",
+            &[credentials.as_os_str(), h.address.as_ref(), KEY.as_ref()],
+            None,
+        );
         // ace TYPE FLAGS MASK SID: every allow entry, CREATOR OWNER/GROUP aside.
-        let mut theirs: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        let mut theirs: Vec<String> = out
             .lines()
             .filter_map(|l| l.strip_prefix("ace "))
             .map(|l| l.split(' ').collect::<Vec<_>>())
@@ -602,14 +621,12 @@ fn audit_policy_matches_impacket() {
     let hosts = exchange2000_lab_hosts();
     let results = scan(hosts.clone(), lab_credentials(), &config(30));
     for (h, r) in hosts.iter().zip(&results) {
-        let out = Command::new("python3")
-            .arg(repo().join("crates/exsweep-wire/tests/data/lsa/record_audit_policy.py"))
-            .arg(lab_credentials_file())
-            .arg(&h.address)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let credentials = lab_credentials_file();
+        let text = python_oracle(
+            "crates/exsweep-wire/tests/data/lsa/record_audit_policy.py",
+            &[credentials.as_os_str(), h.address.as_ref()],
+            None,
+        );
         let line = |name: &str| {
             text.lines()
                 .find_map(|l| l.strip_prefix(name))
@@ -732,22 +749,17 @@ fn text(facts: &HostFacts, name: &str) -> Option<String> {
 
 /// Asks the impacket + pefile oracle (tests/lab/oracle/host_read.py).
 fn host_oracle(address: &str, entry: &str, request: &Json) -> Json {
-    let mut child = Command::new("python3")
-        .arg(repo().join("tests/lab/oracle/host_read.py"))
-        .args(["--address", address, "--entry", entry, "--credentials"])
-        .arg(lab_credentials_file())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3 with impacket and pefile (scripts/setup installs them)");
-    serde_json::to_writer(child.stdin.take().unwrap(), request).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "host oracle failed for {address}: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    serde_json::from_slice(&out.stdout).expect("oracle JSON")
+    let credentials = lab_credentials_file();
+    let args = [
+        "--address".as_ref(),
+        address.as_ref(),
+        "--entry".as_ref(),
+        entry.as_ref(),
+        "--credentials".as_ref(),
+        credentials.as_os_str(),
+    ];
+    let out = python_oracle("tests/lab/oracle/host_read.py", &args, Some(request));
+    serde_json::from_str(&out).expect("oracle JSON")
 }
 
 /// Every lab host is told apart by its binaries: the Exchange build from store.exe or

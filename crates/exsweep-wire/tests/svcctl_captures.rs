@@ -3,6 +3,9 @@
 //! (`manifest-table.md`, `decoded.txt`) and agree with impacket's own decoding (`client.txt`) and
 //! with Samba's `net rpc service` (`net.txt`); none of them is computed by this crate.
 
+mod common;
+
+use common::{response_stub, stub_of_fragments};
 use exsweep_wire::dcerpc::{self, Assembled, BindOutcome, ResponseAssembler, ResponseFragment, MAX_FRAGMENT, NDR20};
 use exsweep_wire::svcctl::{
     self, EnumServicesResponse, HandleResponse, ScHandle, ServiceEntry, ServiceStatus, SVCCTL_SYNTAX,
@@ -18,11 +21,7 @@ macro_rules! capture {
 const DATA_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/svcctl");
 
 fn handle(hex: &str) -> ScHandle {
-    let mut h = [0u8; 20];
-    for (i, b) in h.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&hex[i * 2..i * 2 + 2], 16).unwrap();
-    }
-    ScHandle(h)
+    ScHandle(common::handle_bytes(hex))
 }
 
 // Context handles as ndrdump prints them (manifest-table.md, the response that returned each).
@@ -46,37 +45,6 @@ const SCM_ACCESS: u32 = svcctl::SC_MANAGER_CONNECT | svcctl::SC_MANAGER_ENUMERAT
 const SERVICE_ACCESS: u32 = 0x0001 | svcctl::SERVICE_QUERY_STATUS;
 /// `78`: SC_MANAGER_ALL_ACCESS.
 const SC_MANAGER_ALL_ACCESS: u32 = 0x000f_003f;
-
-/// The stub of a single-fragment response, checked to be one whole PDU.
-fn response_stub(pdu: &[u8], call_id: u32) -> Vec<u8> {
-    let mut asm = ResponseAssembler::new(call_id);
-    match asm.feed(pdu).unwrap() {
-        Assembled::Complete(stub) => {
-            // Both ways: the framing we would write is the framing Samba wrote.
-            let header = dcerpc::Header::parse(pdu).unwrap();
-            let alloc_hint = u32::from_le_bytes(pdu[16..20].try_into().unwrap());
-            assert_eq!(dcerpc::encode_response(call_id, header.flags, alloc_hint, &stub), pdu);
-            stub
-        }
-        other => panic!("expected a complete response, got {other:?}"),
-    }
-}
-
-fn stub_of_fragments(pdus: &[&[u8]], call_id: u32) -> Vec<u8> {
-    let mut asm = ResponseAssembler::new(call_id);
-    for (i, pdu) in pdus.iter().enumerate() {
-        match asm.feed(pdu).unwrap() {
-            Assembled::NeedMore => assert!(i + 1 < pdus.len()),
-            Assembled::Complete(stub) => {
-                assert_eq!(i + 1, pdus.len());
-                assert_eq!(asm.fragments(), pdus.len());
-                return stub;
-            }
-            Assembled::Fault(s) => panic!("fault {s:#x}"),
-        }
-    }
-    panic!("no last fragment")
-}
 
 /// The stub of one of impacket's requests, with its call id and opnum checked.
 fn request_stub(pdu: &[u8], call_id: u32, opnum: u16) -> &[u8] {

@@ -2,7 +2,10 @@
 //! (tests/data/winreg/MANIFEST.md). Expected values were read off tshark and Samba's ndrdump,
 //! not computed by this crate.
 
-use exsweep_wire::dcerpc::{self, Assembled, BindOutcome, ResponseAssembler, NDR20};
+mod common;
+
+use common::{response_stub, stub_of_fragments};
+use exsweep_wire::dcerpc::{self, BindOutcome, ResponseAssembler, NDR20};
 use exsweep_wire::regvalue::RegData;
 use exsweep_wire::winreg::{self, KeyHandle, Win32Status, WINREG_SYNTAX};
 
@@ -13,46 +16,11 @@ macro_rules! capture {
 }
 
 fn handle(hex: &str) -> KeyHandle {
-    let mut h = [0u8; 20];
-    for (i, b) in h.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&hex[i * 2..i * 2 + 2], 16).unwrap();
-    }
-    KeyHandle(h)
+    KeyHandle(common::handle_bytes(hex))
 }
 
 const HKLM: &str = "01000000a8b1a4a0eb26ea4dae007ee149029fce";
 const SUBKEY: &str = "0100000005b88d8518ccb842b977761081054971";
-
-/// The stub of a single-fragment response, checked to be one whole PDU.
-fn response_stub(pdu: &[u8], call_id: u32) -> Vec<u8> {
-    let mut asm = ResponseAssembler::new(call_id);
-    match asm.feed(pdu).unwrap() {
-        Assembled::Complete(stub) => {
-            // Both ways: the framing we would write is the framing Samba wrote.
-            let header = dcerpc::Header::parse(pdu).unwrap();
-            let alloc_hint = u32::from_le_bytes(pdu[16..20].try_into().unwrap());
-            assert_eq!(dcerpc::encode_response(call_id, header.flags, alloc_hint, &stub), pdu);
-            stub
-        }
-        other => panic!("expected a complete response, got {other:?}"),
-    }
-}
-
-fn stub_of_fragments(pdus: &[&[u8]], call_id: u32) -> Vec<u8> {
-    let mut asm = ResponseAssembler::new(call_id);
-    for (i, pdu) in pdus.iter().enumerate() {
-        match asm.feed(pdu).unwrap() {
-            Assembled::NeedMore => assert!(i + 1 < pdus.len()),
-            Assembled::Complete(stub) => {
-                assert_eq!(i + 1, pdus.len());
-                assert_eq!(asm.fragments(), pdus.len());
-                return stub;
-            }
-            Assembled::Fault(s) => panic!("fault {s:#x}"),
-        }
-    }
-    panic!("no last fragment")
-}
 
 fn query(pdu: &[u8], call_id: u32) -> winreg::QueryValueResponse {
     winreg::decode_query_value_response(&response_stub(pdu, call_id)).unwrap()
