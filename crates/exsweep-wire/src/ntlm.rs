@@ -115,6 +115,12 @@ fn field<'a>(msg: &'a [u8], at: usize, what: &'static str) -> Result<&'a [u8], D
         })
 }
 
+/// The raw target-information bytes (AV pairs) a CHALLENGE message's TargetInfoFields point
+/// to; empty when they point outside the message.
+pub fn raw_target_info(challenge: &[u8]) -> &[u8] {
+    field(challenge, 40, "TargetInfo").unwrap_or(&[])
+}
+
 /// Decodes a CHALLENGE_MESSAGE ([MS-NLMP] 2.2.1.2). Bytes after the payloads are ignored:
 /// inside SPNEGO the message is followed by the token's own data.
 pub fn decode_challenge(msg: &[u8]) -> Result<Challenge, DecodeError> {

@@ -193,17 +193,6 @@ fn target_info_with_mic_flag(raw: &[u8], channel_bindings: Option<[u8; 16]>, spn
     out
 }
 
-/// The target-information bytes of a CHALLENGE message.
-fn raw_target_info(challenge: &[u8]) -> &[u8] {
-    let len = challenge
-        .get(40..42)
-        .map_or(0, |b| usize::from(u16::from_le_bytes([b[0], b[1]])));
-    let offset = challenge
-        .get(44..48)
-        .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
-    challenge.get(offset..).and_then(|b| b.get(..len)).unwrap_or(&[])
-}
-
 /// Builds the AUTHENTICATE message for `challenge_message` (the raw CHALLENGE), answering the
 /// `negotiate_message` this client sent ([MS-NLMP] 3.1.5.1.2).
 pub fn authenticate(
@@ -220,7 +209,7 @@ pub fn authenticate(
     temp.extend_from_slice(&time.to_le_bytes());
     temp.extend_from_slice(&input.client_challenge);
     temp.extend_from_slice(&[0, 0, 0, 0]);
-    let target_info = raw_target_info(challenge_message);
+    let target_info = crate::ntlm::raw_target_info(challenge_message);
     if input.with_mic {
         temp.extend_from_slice(&target_info_with_mic_flag(
             target_info,

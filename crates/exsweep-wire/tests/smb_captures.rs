@@ -456,15 +456,7 @@ fn every_ntlm_decoder(bytes: &[u8]) {
     if let Some(challenge) = ntlm::find_challenge(bytes) {
         let _ = ntlm::decode_challenge(challenge);
         // The AV pairs where the (possibly mangled) TargetInfoFields point, read without trusting them.
-        let len = challenge
-            .get(40..42)
-            .map_or(0, |b| usize::from(u16::from_le_bytes([b[0], b[1]])));
-        let offset = challenge
-            .get(44..48)
-            .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
-        if let Some(pairs) = challenge.get(offset..).and_then(|tail| tail.get(..len)) {
-            let _ = ntlm::decode_target_info(pairs);
-        }
+        let _ = ntlm::decode_target_info(ntlm::raw_target_info(challenge));
     }
 }
 
