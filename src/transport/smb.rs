@@ -101,6 +101,7 @@ pub struct SmbSession {
     winreg: Option<Result<Winreg, (FailureKind, String)>>,
     /// Opened on first use: hosts whose checks name no service never open it.
     svcctl: Option<RpcPipe>,
+    /// Opened when a check names the audit policy.
     lsarpc: Option<RpcPipe>,
     call_id: u32,
     /// Keys opened so far, by normalized lowercase path; `None` = does not exist.
@@ -259,6 +260,21 @@ impl SmbSession {
             op: "tree connect",
             source: smb2::Error::invalid_data("response without a tree id"),
         })
+    }
+
+    /// The pipe `slot` of the session holds, opened and bound on first use.
+    async fn cached_pipe(
+        &mut self,
+        slot: fn(&mut SmbSession) -> &mut Option<RpcPipe>,
+        name: &'static str,
+        syntax: dcerpc::SyntaxId,
+    ) -> Result<RpcPipe, TransportError> {
+        if let Some(pipe) = *slot(self) {
+            return Ok(pipe);
+        }
+        let pipe = self.open_rpc_pipe(name, syntax).await?;
+        *slot(self) = Some(pipe);
+        Ok(pipe)
     }
 
     /// Opens a named pipe on IPC$ and binds `syntax` on it.

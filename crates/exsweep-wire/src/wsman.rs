@@ -31,6 +31,23 @@ pub const MAX_RESPONSE: usize = 2 * 1024 * 1024;
 const MAX_DEPTH: usize = 32;
 const MAX_NODES: usize = 100_000;
 
+/// `<w:{element}Set>` with one `<w:{element} Name="…">value</w:{element}>` per pair; nothing
+/// when there are none.
+fn named_set(head: &mut String, element: &str, pairs: &[(&str, &str)]) {
+    if pairs.is_empty() {
+        return;
+    }
+    head.push_str(&format!("<w:{element}Set>"));
+    for (name, value) in pairs {
+        head.push_str(&format!(
+            "<w:{element} Name=\"{}\">{}</w:{element}>",
+            escape(name),
+            escape(value)
+        ));
+    }
+    head.push_str(&format!("</w:{element}Set>"));
+}
+
 /// Text escaped for XML content and attribute values.
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -76,28 +93,8 @@ pub fn envelope(h: &Header<'_>, body: &str) -> String {
         escape(h.message_id),
         h.timeout_secs
     );
-    if !h.selectors.is_empty() {
-        head.push_str("<w:SelectorSet>");
-        for (name, value) in h.selectors {
-            head.push_str(&format!(
-                "<w:Selector Name=\"{}\">{}</w:Selector>",
-                escape(name),
-                escape(value)
-            ));
-        }
-        head.push_str("</w:SelectorSet>");
-    }
-    if !h.options.is_empty() {
-        head.push_str("<w:OptionSet>");
-        for (name, value) in h.options {
-            head.push_str(&format!(
-                "<w:Option Name=\"{}\">{}</w:Option>",
-                escape(name),
-                escape(value)
-            ));
-        }
-        head.push_str("</w:OptionSet>");
-    }
+    named_set(&mut head, "Selector", h.selectors);
+    named_set(&mut head, "Option", h.options);
     format!(
         "<s:Envelope xmlns:s=\"{NS_SOAP}\" xmlns:a=\"http://schemas.xmlsoap.org/ws/2004/08/addressing\" \
 xmlns:n=\"http://schemas.xmlsoap.org/ws/2004/09/enumeration\" xmlns:w=\"http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd\" \

@@ -11,12 +11,7 @@ const ACCESS_DENIED: u32 = 0xC000_0022;
 
 impl SmbSession {
     async fn lsarpc_pipe(&mut self) -> Result<RpcPipe, TransportError> {
-        if let Some(pipe) = self.lsarpc {
-            return Ok(pipe);
-        }
-        let pipe = self.open_rpc_pipe("lsarpc", lsa::LSARPC_SYNTAX).await?;
-        self.lsarpc = Some(pipe);
-        Ok(pipe)
+        self.cached_pipe(|s| &mut s.lsarpc, "lsarpc", lsa::LSARPC_SYNTAX).await
     }
 
     /// The host's audit policy (LsarQueryInformationPolicy, PolicyAuditEventsInformation).

@@ -18,12 +18,8 @@ fn decode_error(what: &'static str) -> impl FnOnce(exsweep_wire::DecodeError) ->
 
 impl SmbSession {
     async fn svcctl_pipe(&mut self) -> Result<RpcPipe, TransportError> {
-        if let Some(pipe) = self.svcctl {
-            return Ok(pipe);
-        }
-        let pipe = self.open_rpc_pipe("svcctl", svcctl::SVCCTL_SYNTAX).await?;
-        self.svcctl = Some(pipe);
-        Ok(pipe)
+        self.cached_pipe(|s| &mut s.svcctl, "svcctl", svcctl::SVCCTL_SYNTAX)
+            .await
     }
 
     /// Every Win32 service with its status, in the server's order (REnumServicesStatusW).
